@@ -1,0 +1,80 @@
+"""Options and logging shared by the commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ..backbones import DEFAULT_BACKBONE, BackboneUnavailableError
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, BackboneUnavailableError, KeyError)
+
+
+def add_logging_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only, no progress bars")
+    group.add_argument("-v", "--verbose", action="store_true", help="print debug messages")
+
+
+def add_backbone_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backbone",
+        default=DEFAULT_BACKBONE,
+        help=f"backbone name from `eclu backbones`, or any timm model name (default: {DEFAULT_BACKBONE})",
+    )
+    parser.add_argument("--weights", type=Path, help="local weights file (.safetensors or a PyTorch state dict)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default: 64)")
+    parser.add_argument(
+        "--num-workers",
+        type=non_negative_int,
+        default=None,
+        help="decode processes; 0 decodes in the main process (default: one per core but one)",
+    )
+    parser.add_argument("--cache", type=Path, help="shared feature store folder (default: OUT/features)")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def setup_logging(args, log_dir: Path | None = None) -> None:
+    """Send eclu's log records to the terminal and, with ``log_dir``, to ``eclu.log``."""
+    root = logging.getLogger("eclu")
+    root.setLevel(logging.DEBUG)
+    for handler in list(root.handlers):
+        if getattr(handler, "_eclu_cli", False):
+            root.removeHandler(handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    console._eclu_cli = True
+    root.addHandler(console)
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_dir / "eclu.log", encoding="utf-8")
+        file_handler.setLevel(logging.DEBUG)
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        file_handler._eclu_cli = True
+        root.addHandler(file_handler)
+
+
+def print_table(rows: list[tuple], headers: tuple) -> None:
+    """Print a plain aligned text table to standard output."""
+    cells = [tuple(str(value) for value in row) for row in rows]
+    widths = [max(len(headers[i]), *(len(row[i]) for row in cells)) if cells else len(headers[i]) for i in range(len(headers))]
+    print("  ".join(header.ljust(width) for header, width in zip(headers, widths)))
+    print("  ".join("-" * width for width in widths))
+    for row in cells:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths)))

@@ -1,0 +1,70 @@
+"""Export: one folder per cluster, holding symbolic links to (or copies of) the images."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from .outputs import read_clusters
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["export_clusters"]
+
+_MARKER = ".eclu-export"
+
+
+def _flat_name(relative_path: str) -> str:
+    # a/b/IMG_1.jpg becomes a__b__IMG_1.jpg, so equal names in different
+    # folders stay distinct inside one cluster folder.
+    return relative_path.replace("/", "__")
+
+
+def export_clusters(run_dir, input_dir, mode: str = "links", folder_name: str = "clusters") -> Path:
+    """Write ``run_dir/clusters/cluster-NNN/`` folders from ``clusters.csv``.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        Run folder with a ``clusters.csv``.
+    input_dir : path-like
+        The folder the run scanned; the images are only read.
+    mode : {"links", "copy"}, default="links"
+        Symbolic links to the original files, or copies of them.
+    folder_name : str, default="clusters"
+        Name of the export folder inside ``run_dir``.
+
+    Returns
+    -------
+    Path
+        The export folder. A previous export there is replaced; a folder of
+        that name that ECLU did not write is left alone and an error raised.
+    """
+    if mode not in ("links", "copy"):
+        raise ValueError(f"mode must be 'links' or 'copy', got {mode!r}")
+    run_dir = Path(run_dir)
+    input_dir = Path(input_dir).resolve()
+    target = run_dir / folder_name
+    if target.exists():
+        if not (target / _MARKER).is_file():
+            raise FileExistsError(
+                f"{target} exists and was not written by an ECLU export; move it away or "
+                "choose another run folder"
+            )
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    (target / _MARKER).write_text("Folder written by `eclu cluster --export`; safe to delete.\n")
+    paths, labels, _ = read_clusters(run_dir / "clusters.csv")
+    for path, label in zip(paths, labels):
+        folder = target / f"cluster-{int(label):03d}"
+        folder.mkdir(exist_ok=True)
+        source = input_dir / path
+        destination = folder / _flat_name(path)
+        if mode == "links":
+            os.symlink(source, destination)
+        else:
+            shutil.copy2(source, destination)
+    logger.info("Exported %d images into %s as %s", len(paths), target, mode)
+    return target
