@@ -37,3 +37,30 @@ def digits_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("digits")
     write_digits_folder(folder, limit=200)
     return folder
+
+
+@pytest.fixture(scope="session")
+def cifar1000(tmp_path_factory):
+    """Folder of 1,000 cifar10-test images, the first 100 of each class, as symbolic links."""
+    source = shared_path("cifar10-test")
+    folder = tmp_path_factory.mktemp("cifar1000")
+    for class_dir in sorted(p for p in source.iterdir() if p.is_dir()):
+        (folder / class_dir.name).mkdir()
+        for image in sorted(class_dir.iterdir())[:100]:
+            (folder / class_dir.name / image.name).symlink_to(image)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def feature_cache(tmp_path_factory):
+    """A feature store folder shared by the whole test session, so images are embedded once."""
+    return tmp_path_factory.mktemp("feature-cache")
+
+
+@pytest.fixture(scope="session")
+def cifar1000_run(cifar1000, feature_cache, tmp_path_factory):
+    """A k-means run (k=10, default backbone) over ``cifar1000``, evaluated against its folders."""
+    from eclu.pipeline import cluster_folder
+
+    out = tmp_path_factory.mktemp("cifar1000-run")
+    return cluster_folder(cifar1000, out, n_clusters=10, cache_dir=feature_cache, labels="folders")
