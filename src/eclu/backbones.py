@@ -329,7 +329,10 @@ def _file_digest(path: Path) -> str:
 
 
 def _read_state_dict(path: Path) -> dict:
+    import pickle
+
     import torch
+    from safetensors import SafetensorError
 
     if not path.is_file():
         raise BackboneUnavailableError(f"weights file not found: {path}")
@@ -340,7 +343,17 @@ def _read_state_dict(path: Path) -> dict:
             state = load_file(str(path), device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as error:
+    except (pickle.UnpicklingError, EOFError, IndexError, KeyError, TypeError):
+        # torch.load(weights_only=True) raises UnpicklingError for pickled
+        # objects, and one of these errors for bytes that are no PyTorch file.
+        # Its own message suggests weights_only=False, which ECLU never uses.
+        raise BackboneUnavailableError(
+            f"cannot read weights file {path}: it is not a plain PyTorch state dict "
+            "(it contains pickled Python objects, or is not a PyTorch file). ECLU never "
+            "unpickles objects; save the weights with torch.save(model.state_dict(), FILE) "
+            "or as a .safetensors file"
+        ) from None
+    except (OSError, RuntimeError, ValueError, SafetensorError) as error:
         raise BackboneUnavailableError(
             f"cannot read weights file {path}: {error}. ECLU reads safetensors files and "
             "plain PyTorch state dicts only, never pickled objects"

@@ -10,6 +10,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.exceptions import ConvergenceWarning
 
+from ._faiss_kmeans import faiss_kmeans, resolve_cluster_engine
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["ImageClusterer", "ALGORITHMS", "canonical_labels"]
@@ -51,6 +53,11 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         BIRCH subcluster radius. Default: half the median distance from a
         point to its nearest neighbour, measured on up to 2,000 points, so
         the threshold follows the scale of the embeddings.
+    engine : {"auto", "sklearn", "faiss"}, default="auto"
+        k-means implementation. ``"faiss"`` runs FAISS's Lloyd iterations
+        from greedy k-means++ seeds, ``n_init`` restarts, for
+        ``algorithm="kmeans"`` only. ``"auto"`` uses FAISS for k-means from
+        50,000 samples on and scikit-learn otherwise.
 
     Attributes
     ----------
@@ -73,6 +80,7 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         n_init: int = 10,
         max_fit_samples: int | None = None,
         birch_threshold: float | None = None,
+        engine: str = "auto",
     ):
         self.algorithm = algorithm
         self.n_clusters = n_clusters
@@ -80,10 +88,12 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         self.n_init = n_init
         self.max_fit_samples = max_fit_samples
         self.birch_threshold = birch_threshold
+        self.engine = engine
 
     def _validate(self, n_samples: int) -> None:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}; got {self.algorithm!r}")
+        resolve_cluster_engine(self.engine, self.algorithm, n_samples)
         if not isinstance(self.n_clusters, Integral) or self.n_clusters < 1:
             raise ValueError(f"n_clusters must be a positive integer, got {self.n_clusters!r}")
         if not isinstance(self.n_init, Integral) or self.n_init < 1:
@@ -102,7 +112,10 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
         self._validate(len(X))
-        if len(X) == 1 or self.n_clusters == 1:
+        # Identical embeddings form one cluster. Ward linkage would otherwise
+        # split them into arbitrary groups of equal points.
+        all_identical = np.array_equal(X.min(axis=0), X.max(axis=0))
+        if len(X) == 1 or self.n_clusters == 1 or all_identical:
             raw = np.zeros(len(X), dtype=np.int64)
         else:
             raw = self._fit_raw(X)
@@ -144,6 +157,8 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         from sklearn.cluster import AgglomerativeClustering, Birch, KMeans, MiniBatchKMeans
 
         k = self.n_clusters
+        if resolve_cluster_engine(self.engine, self.algorithm, len(X)) == "faiss":
+            return faiss_kmeans(X, k, n_init=self.n_init, random_state=self.random_state).labels
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             if self.algorithm == "kmeans":

@@ -129,6 +129,8 @@ def decode_image(
         Smallest side the caller needs. JPEG files are then decoded at the
         largest reduction (1/2, 1/4 or 1/8) that keeps both sides at least
         this large, which is much faster for photos than a full decode.
+        Pictures of any format that are still at least twice this size are
+        then shrunk by an integer factor with ``Image.reduce``.
     max_pixels : int, default=89_478_485
         Files with more pixels get status ``too_large`` and are not decoded.
     background : tuple of 3 ints, default=(255, 255, 255)
@@ -159,7 +161,23 @@ def decode_image(
         result.image = to_rgb(image, background)
     except (OSError, ValueError) as error:
         result.status, result.reason = "undecodable", f"colour conversion failed: {error}"
+        return result
+    if draft_size:
+        result.image = _reduce_to(result.image, draft_size)
     return result
+
+
+def _reduce_to(image: Image.Image, draft_size: int) -> Image.Image:
+    """Shrink ``image`` by the largest integer factor that keeps both sides at least ``draft_size``.
+
+    ``Image.reduce`` averages blocks of pixels, which is much cheaper than
+    resampling the full picture, and does for PNG, WebP, TIFF and other
+    formats what JPEG draft mode does while decoding.
+    """
+    factor = min(image.size) // draft_size
+    if factor < 2:
+        return image
+    return image.reduce(factor)
 
 
 class _DecodeFailure(Exception):
@@ -266,7 +284,15 @@ def _wide_grey_to_rgb(image: Image.Image) -> Image.Image:
         top = 65535.0 if array.max(initial=0) > 255 else 255.0
         scaled = array.astype(np.float32) * (255.0 / top)
     else:
+        # Floating-point pictures are taken as 0..1 when no value exceeds 1,
+        # as 0..255 when none exceeds 255, and are scaled by their maximum above that.
+        array = np.nan_to_num(array.astype(np.float32))
         top = float(array.max(initial=0))
-        scaled = array.astype(np.float32) * (255.0 / top) if top > 255 else array.astype(np.float32)
+        if top <= 1.0:
+            scaled = array * 255.0
+        elif top <= 255.0:
+            scaled = array
+        else:
+            scaled = array * (255.0 / top)
     grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return Image.fromarray(grey, "L").convert("RGB")

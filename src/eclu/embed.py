@@ -12,7 +12,10 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 from .decode import DEFAULT_MAX_PIXELS, decode_image, file_sha256, read_file
+from .engines import create_engine, default_threads, engine_name, pixel_transform
 from .scan import ScanEntry
 from .store import FeatureStore
 
@@ -93,8 +96,25 @@ def decode_item(entry: ScanEntry, index, transform, draft_size, known, max_pixel
     return index, record, tensor
 
 
+class _PixelArray:
+    """Resize and centre-crop a PIL image, then return its 8-bit HWC pixels as a tensor."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __call__(self, image):
+        import torch
+
+        return torch.from_numpy(np.asarray(self.transform(image), dtype=np.uint8).copy())
+
+
 def _collate(items):
-    return items
+    """Stack a batch's pixels in the decode process, so one shared-memory tensor crosses to the parent."""
+    import torch
+
+    pixels = [tensor for _, _, tensor in items if tensor is not None]
+    stacked = torch.stack(pixels) if pixels else None
+    return [(index, record, tensor is not None) for index, record, tensor in items], stacked
 
 
 def embed_entries(
@@ -107,6 +127,9 @@ def embed_entries(
     shard_size: int = 1024,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = False,
+    engine: str = "torch",
+    quantize: str | None = None,
+    num_threads: int | None = None,
 ) -> list[FileRecord]:
     """Embed every scanned file that the store does not have yet.
 
@@ -130,13 +153,27 @@ def embed_entries(
         Decompressed pixel cap, see :func:`eclu.decode.decode_image`.
     progress : bool, default=False
         Show a progress bar on standard error.
+    engine : {"torch", "onnx"}, default="torch"
+        Inference engine, see :func:`eclu.engines.create_engine`. The ONNX
+        engine keeps its exported model in the store folder.
+    quantize : {None, "int8"}, default=None
+        Static int8 quantisation; ONNX engine only.
+    num_threads : int, optional
+        Intra-op threads for inference. Default: every core but half of
+        those the decode processes take, see
+        :func:`eclu.engines.default_threads`.
 
     Returns
     -------
     list of FileRecord
         One per entry, in the order of ``entries``.
+
+    Raises
+    ------
+    ValueError
+        If the store belongs to another engine or quantisation than
+        ``engine`` and ``quantize``.
     """
-    import torch
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
@@ -147,8 +184,21 @@ def embed_entries(
     if num_workers < 0:
         raise ValueError(f"num_workers must be 0 or more, got {num_workers}")
 
+    wanted = engine_name(engine, quantize)
+    stored = store.identity.get("engine", "torch")
+    if stored != wanted:
+        raise ValueError(
+            f"the feature store {store.path} holds embeddings of engine {stored!r}, not {wanted!r}; "
+            f"open the store with backbone.identity({wanted!r})"
+        )
+    if num_threads is None:
+        num_threads = default_threads(num_workers)
+    runner = create_engine(backbone, engine, quantize=quantize, cache_dir=store.path, num_threads=num_threads)
+    logger.info("Embedding with engine %s, %d inference threads, %d decode processes", wanted, num_threads, num_workers)
+
     known = frozenset(store.hashes())
-    dataset = _DecodeDataset(list(entries), backbone.transform(), backbone.resize_size, known, max_pixels)
+    transform = _PixelArray(pixel_transform(backbone))
+    dataset = _DecodeDataset(list(entries), transform, backbone.resize_size, known, max_pixels)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -159,22 +209,18 @@ def embed_entries(
         persistent_workers=False,
     )
     records: list[FileRecord | None] = [None] * len(dataset)
-    model = backbone.model
     embedded = 0
     with store.writer(shard_size) as writer, tqdm(
         total=len(dataset), disable=not progress, unit="img", desc="embed", dynamic_ncols=True
     ) as bar:
-        for items in loader:
-            batch = [(record, tensor) for _, record, tensor in items if tensor is not None]
+        for items, pixels in loader:
+            batch = [record for _, record, decoded in items if decoded]
             if batch:
-                inputs = torch.stack([tensor for _, tensor in batch])
-                with torch.inference_mode():
-                    features = model(inputs.contiguous(memory_format=torch.channels_last))
-                vectors = features.float().cpu().numpy()
+                vectors = runner(pixels.numpy())
                 writer.add_batch(
-                    [record.sha256 for record, _ in batch],
+                    [record.sha256 for record in batch],
                     vectors,
-                    [(record.width, record.height) for record, _ in batch],
+                    [(record.width, record.height) for record in batch],
                 )
                 embedded += len(batch)
             for index, record, _ in items:

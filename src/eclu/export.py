@@ -25,6 +25,11 @@ def _flat_name(relative_path: str) -> str:
 def export_clusters(run_dir, input_dir, mode: str = "links", folder_name: str = "clusters") -> Path:
     """Write ``run_dir/clusters/cluster-NNN/`` folders from ``clusters.csv``.
 
+    Each image is named by its relative path with ``/`` replaced by ``__``;
+    when two paths give the same name, the later one gets ``~2``, ``~3``, ...
+    before its extension. In copy mode, an image that cannot be read is
+    logged as a warning and left out.
+
     Parameters
     ----------
     run_dir : path-like
@@ -46,6 +51,9 @@ def export_clusters(run_dir, input_dir, mode: str = "links", folder_name: str = 
         raise ValueError(f"mode must be 'links' or 'copy', got {mode!r}")
     run_dir = Path(run_dir)
     input_dir = Path(input_dir).resolve()
+    if input_dir.is_file():
+        # A run over a single file keys it by its name, relative to its folder.
+        input_dir = input_dir.parent
     target = run_dir / folder_name
     if target.exists():
         if not (target / _MARKER).is_file():
@@ -57,14 +65,29 @@ def export_clusters(run_dir, input_dir, mode: str = "links", folder_name: str = 
     target.mkdir(parents=True)
     (target / _MARKER).write_text("Folder written by `eclu cluster --export`; safe to delete.\n")
     paths, labels, _ = read_clusters(run_dir / "clusters.csv")
+    failed = 0
     for path, label in zip(paths, labels):
         folder = target / f"cluster-{int(label):03d}"
         folder.mkdir(exist_ok=True)
         source = input_dir / path
-        destination = folder / _flat_name(path)
+        destination = _free_name(folder / _flat_name(path))
         if mode == "links":
             os.symlink(source, destination)
-        else:
+            continue
+        try:
             shutil.copy2(source, destination)
-    logger.info("Exported %d images into %s as %s", len(paths), target, mode)
+        except OSError as error:
+            failed += 1
+            logger.warning("Cannot copy %s into %s: %s", source, folder, error)
+    logger.info("Exported %d images into %s as %s", len(paths) - failed, target, mode)
     return target
+
+
+def _free_name(destination: Path) -> Path:
+    # a/b__c.jpg and a__b/c.jpg flatten to the same name; the second gets a number.
+    candidate = destination
+    number = 2
+    while candidate.exists() or candidate.is_symlink():
+        candidate = destination.with_name(f"{destination.stem}~{number}{destination.suffix}")
+        number += 1
+    return candidate

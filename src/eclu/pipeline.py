@@ -27,6 +27,7 @@ from .backbones import DEFAULT_BACKBONE, load_backbone
 from .cluster import ImageClusterer
 from .decode import DEFAULT_MAX_PIXELS, STATUSES
 from .embed import FileRecord, embed_entries
+from .engines import engine_name
 from .evaluate import ClusteringScores, labels_from_csv, labels_from_folders, score_clustering
 from .export import export_clusters
 from .outputs import read_clusters, read_summary, write_clusters, write_manifest, write_summary
@@ -70,9 +71,9 @@ class ClusterRun:
         return [record for record in self.records if record.status != "ok"]
 
 
-def _store_for(backbone, out_dir: Path, cache_dir) -> FeatureStore:
+def _store_for(backbone, out_dir: Path, cache_dir, engine: str = "torch") -> FeatureStore:
     root = Path(cache_dir) if cache_dir is not None else out_dir / "features"
-    return FeatureStore(root, backbone.identity())
+    return FeatureStore(root, backbone.identity(engine))
 
 
 def cluster_folder(
@@ -90,7 +91,15 @@ def cluster_folder(
     export: str | None = None,
     labels=None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    shard_size: int = 1024,
     progress: bool = False,
+    ray_address: str | None = None,
+    ray_workers: int = 2,
+    report: bool = True,
+    engine: str = "torch",
+    quantize: str | None = None,
+    num_threads: int | None = None,
+    cluster_engine: str = "auto",
 ) -> ClusterRun:
     """Cluster the images under ``input_dir`` and write a run folder.
 
@@ -123,8 +132,31 @@ def cluster_folder(
         CSV file with ``path`` and ``label`` columns.
     max_pixels : int
         Files with more pixels are skipped as ``too_large``.
+    shard_size : int, default=1024
+        Embeddings per feature-store shard; a killed run loses at most this many.
     progress : bool, default=False
         Show progress bars.
+    ray_address : str, optional
+        Embed on a Ray cluster instead of in this process, with
+        :func:`eclu.distributed.embed_entries_ray`: ``"auto"``,
+        ``"ray://HOST:10001"`` or ``"HOST:6379"``. The input folder and the
+        feature store must be on a file system that every node shares.
+        Clustering still runs in this process.
+    ray_workers : int, default=2
+        Embedding actors on the Ray cluster, each with one copy of the backbone.
+    report : bool, default=True
+        Write the HTML report to ``out_dir/report/`` at the end, with
+        :func:`eclu.report.build_report`.
+    engine : {"torch", "onnx"}, default="torch"
+        Inference engine, see :func:`eclu.engines.create_engine`. Each
+        engine and quantisation has its own embeddings in the feature store.
+    quantize : {None, "int8"}, default=None
+        Static int8 quantisation of the ONNX engine.
+    num_threads : int, optional
+        Inference threads; default from the number of cores and decode
+        processes, see :func:`eclu.engines.default_threads`.
+    cluster_engine : {"auto", "sklearn", "faiss"}, default="auto"
+        k-means implementation, see :class:`eclu.cluster.ImageClusterer`.
 
     Returns
     -------
@@ -136,7 +168,10 @@ def cluster_folder(
     if export not in (None, "links", "copy"):
         raise ValueError(f"export must be 'links', 'copy' or None, got {export!r}")
     # Fail on bad parameters before the expensive stages run.
-    ImageClusterer(algorithm, n_clusters, random_state=random_state)._validate(max(n_clusters, 1))
+    ImageClusterer(algorithm, n_clusters, random_state=random_state, engine=cluster_engine)._validate(max(n_clusters, 1))
+    engine_id = engine_name(engine, quantize)
+    if ray_address is not None and engine_id != "torch":
+        raise ValueError(f"engine {engine_id!r} runs in this process only; use engine='torch' with ray_address")
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
@@ -149,17 +184,36 @@ def cluster_folder(
     model = load_backbone(backbone, weights=weights)
     timings["load_backbone"] = time.perf_counter() - tick
 
-    store = _store_for(model, out_dir, cache_dir)
+    store = _store_for(model, out_dir, cache_dir, engine_id)
     tick = time.perf_counter()
-    records = embed_entries(
-        entries,
-        model,
-        store,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        max_pixels=max_pixels,
-        progress=progress,
-    )
+    if ray_address is not None:
+        from .distributed import embed_entries_ray
+
+        records = embed_entries_ray(
+            entries,
+            model,
+            store,
+            address=ray_address,
+            workers=ray_workers,
+            weights=weights,
+            batch_size=batch_size,
+            max_pixels=max_pixels,
+            progress=progress,
+        )
+    else:
+        records = embed_entries(
+            entries,
+            model,
+            store,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            max_pixels=max_pixels,
+            shard_size=shard_size,
+            progress=progress,
+            engine=engine,
+            quantize=quantize,
+            num_threads=num_threads,
+        )
     timings["embed"] = time.perf_counter() - tick
     write_manifest(out_dir / "manifest.csv", records)
 
@@ -170,7 +224,7 @@ def cluster_folder(
     embeddings = store.get(hashes)
 
     tick = time.perf_counter()
-    clusterer = ImageClusterer(algorithm, n_clusters, random_state=random_state).fit(embeddings)
+    clusterer = ImageClusterer(algorithm, n_clusters, random_state=random_state, engine=cluster_engine).fit(embeddings)
     timings["cluster"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -188,7 +242,7 @@ def cluster_folder(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "input": str(input_dir.resolve()),
         "store": str(store.path.resolve()),
-        "backbone": model.identity(),
+        "backbone": model.identity(engine_id),
         "algorithm": algorithm,
         "parameters": {
             "n_clusters": n_clusters,
@@ -196,7 +250,12 @@ def cluster_folder(
             "batch_size": batch_size,
             "num_workers": num_workers,
             "max_pixels": max_pixels,
+            "engine": engine_id,
+            "num_threads": num_threads,
+            "cluster_engine": cluster_engine,
             "cache_dir": str(cache_dir) if cache_dir is not None else None,
+            "ray_address": ray_address,
+            "ray_workers": ray_workers if ray_address is not None else None,
         },
         "n_clusters_found": clusterer.n_clusters_,
         "cluster_sizes": np.bincount(clusterer.labels_).tolist(),
@@ -213,6 +272,10 @@ def cluster_folder(
     if labels is not None:
         evaluate_run(out_dir, labels=labels)
         run.summary = read_summary(out_dir / "summary.json")
+    if report:
+        from .report import build_report
+
+        build_report(out_dir, input_dir=input_dir, num_workers=num_workers, random_state=random_state)
     return run
 
 

@@ -90,6 +90,8 @@ def scan_folder(root, include_hidden: bool = False) -> list[ScanEntry]:
     followed once: a link back to a folder already visited is skipped, so
     link loops end. Hidden files are listed with ``hidden=True`` and skipped
     by later stages; hidden folders and ``__MACOSX`` folders are not entered.
+    A symbolic link with an image extension whose target is gone is listed,
+    and decoding reports it as ``missing``.
 
     Parameters
     ----------
@@ -138,9 +140,15 @@ def scan_folder(root, include_hidden: bool = False) -> list[ScanEntry]:
         relative_folder = Path(folder).relative_to(root)
         for name in sorted(filenames):
             absolute = Path(folder) / name
-            if not absolute.is_file():
+            is_dangling_link = absolute.is_symlink() and not absolute.exists()
+            if is_dangling_link:
+                # A link to an image that is gone is listed, so that decoding
+                # reports it as missing instead of it vanishing from the run.
+                if absolute.suffix.lower() not in IMAGE_EXTENSIONS:
+                    continue
+            elif not absolute.is_file():
                 continue
-            if not _looks_like_image(absolute):
+            elif not _looks_like_image(absolute):
                 ignored += 1
                 continue
             relative = (relative_folder / name).as_posix()

@@ -17,6 +17,11 @@ _COMMAND_MODULES = [
     "evaluate",
     "demo",
     "backbones",
+    "duplicates",
+    "outliers",
+    "similar",
+    "index",
+    "report",
 ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..backbones import DEFAULT_BACKBONE, BackboneUnavailableError
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, BackboneUnavailableError, KeyError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, BackboneUnavailableError, KeyError, ConnectionError)
 
 
 def add_logging_options(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +35,29 @@ def add_backbone_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", type=Path, help="shared feature store folder (default: OUT/features)")
 
 
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """Add the inference engine options: --engine, --quantize and --num-threads."""
+    parser.add_argument(
+        "--engine",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="inference engine: PyTorch, or ONNX Runtime from a model exported once into the "
+        "feature store (needs the onnx extra) (default: torch)",
+    )
+    parser.add_argument(
+        "--quantize",
+        choices=("int8",),
+        help="quantise the ONNX model to int8 (static, calibrated on fixed sample photos); "
+        "each engine and quantisation keeps its own embeddings",
+    )
+    parser.add_argument(
+        "--num-threads",
+        type=positive_int,
+        default=None,
+        help="inference threads (default: every core but half of those the decode processes take)",
+    )
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -56,6 +79,7 @@ def setup_logging(args, log_dir: Path | None = None) -> None:
     for handler in list(root.handlers):
         if getattr(handler, "_eclu_cli", False):
             root.removeHandler(handler)
+            handler.close()
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 from ..cluster import ALGORITHMS
-from ._common import add_backbone_options, add_logging_options, positive_int, setup_logging
+from .._faiss_kmeans import CLUSTER_ENGINES
+from ._common import add_backbone_options, add_engine_options, add_logging_options, positive_int, setup_logging
 
 
 def add_parser(subparsers) -> None:
@@ -24,7 +27,32 @@ def add_parser(subparsers) -> None:
         "--labels",
         help="evaluate right away: 'folders' (class = top-level sub-folder) or a CSV with path,label columns",
     )
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="embed on a Ray cluster: 'auto' (the cluster started on this machine with `ray start`), "
+        "ray://HOST:10001 or HOST:6379; INPUT and the feature store must be on a folder every node shares",
+    )
+    parser.add_argument(
+        "--ray-workers",
+        type=positive_int,
+        default=2,
+        help="embedding actors on the Ray cluster, each holding one copy of the backbone (default: 2)",
+    )
+    parser.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="do not write the HTML report to OUT/report/ (write it later with `eclu report OUT`)",
+    )
     add_backbone_options(parser)
+    add_engine_options(parser)
+    parser.add_argument(
+        "--cluster-engine",
+        choices=CLUSTER_ENGINES,
+        default="auto",
+        help="k-means implementation: scikit-learn, FAISS, or auto (FAISS from 50,000 images on) (default: auto)",
+    )
     add_logging_options(parser)
     parser.set_defaults(handler=run)
 
@@ -33,6 +61,9 @@ def run(args) -> int:
     from ..pipeline import cluster_folder
     from .evaluate import print_scores
 
+    if args.ray is not None and importlib.util.find_spec("ray") is None:
+        print("eclu cluster: error: --ray needs the ray package; install it with `pip install 'eclu[ray]'`", file=sys.stderr)
+        return 2
     setup_logging(args, args.out)
     result = cluster_folder(
         args.input,
@@ -48,6 +79,13 @@ def run(args) -> int:
         export=args.export,
         labels=args.labels,
         progress=not args.quiet,
+        ray_address=args.ray,
+        ray_workers=args.ray_workers,
+        report=args.report,
+        engine=args.engine,
+        quantize=args.quantize,
+        num_threads=args.num_threads,
+        cluster_engine=args.cluster_engine,
     )
     summary = result.summary
     counts = summary["counts"]
@@ -63,4 +101,6 @@ def run(args) -> int:
     if summary.get("metrics"):
         print_scores(summary["metrics"])
     print(f"Results: {args.out / 'clusters.csv'}, {args.out / 'manifest.csv'}, {args.out / 'summary.json'}")
+    if args.report:
+        print(f"Report: {args.out / 'report' / 'index.html'}")
     return 0

@@ -1,0 +1,123 @@
+"""Automatic number of clusters: score k-means for a range of k and keep the best.
+
+The criterion is the mean silhouette coefficient with cosine distance,
+computed on L2-normalised principal components of a random sample of the
+embeddings. Each k in ``2 .. min(n_distinct - 1, max_clusters)`` is
+clustered with k-means on that sample and scored; the k with the highest
+score wins, ties going to the smaller k. The whole curve is returned so a
+report can plot it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from numbers import Integral
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["KSelection", "select_n_clusters", "DEFAULT_MAX_CLUSTERS"]
+
+#: Largest k tried by default.
+DEFAULT_MAX_CLUSTERS = 30
+
+CRITERION = "silhouette-cosine-pca"
+
+
+@dataclass
+class KSelection:
+    """The chosen number of clusters and the score of every k tried.
+
+    Attributes
+    ----------
+    n_clusters : int
+        The chosen k. It is 1 when there are fewer than 3 distinct
+        embeddings, because the silhouette needs ``2 <= k <= n - 1``.
+    criterion : str
+        Name of the score; higher is better.
+    ks : list of int
+        The k values tried, ascending; empty when none could be tried.
+    scores : list of float
+        Score of each k in ``ks``.
+    n_samples : int
+        Embeddings the scores were computed on (a sample of large inputs).
+    """
+
+    n_clusters: int
+    criterion: str = CRITERION
+    ks: list = field(default_factory=list)
+    scores: list = field(default_factory=list)
+    n_samples: int = 0
+
+    def as_dict(self) -> dict:
+        """Return the fields as a JSON-ready dict, as stored in ``summary.json``."""
+        return asdict(self)
+
+
+def select_n_clusters(
+    X,
+    max_clusters: int = DEFAULT_MAX_CLUSTERS,
+    *,
+    max_samples: int = 3000,
+    n_components: int = 32,
+    random_state: int = 0,
+) -> KSelection:
+    """Choose the number of clusters of ``X`` by the cosine silhouette of k-means.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Embeddings, raw or conditioned.
+    max_clusters : int, default=30
+        Largest k tried; the range is also capped at the number of distinct
+        embeddings minus one.
+    max_samples : int, default=3000
+        Score on a random sample of this many embeddings, because the
+        silhouette costs time quadratic in the number of points.
+    n_components : int, default=32
+        Principal components kept before scoring.
+    random_state : int, default=0
+        Seed for sampling, PCA and k-means.
+
+    Returns
+    -------
+    KSelection
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import silhouette_score
+
+    from .conditioning import l2_normalize
+
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or len(X) == 0:
+        raise ValueError(f"X must be a non-empty 2-D array (n_samples, n_features), got shape {X.shape}")
+    if not isinstance(max_clusters, Integral) or max_clusters < 2:
+        raise ValueError(f"max_clusters must be an integer of at least 2, got {max_clusters!r}")
+    rng = np.random.default_rng(random_state)
+    if len(X) > max_samples:
+        X = X[np.sort(rng.choice(len(X), size=max_samples, replace=False))]
+    n_distinct = len(np.unique(X, axis=0))
+    top = min(n_distinct - 1, int(max_clusters))
+    if top < 2:
+        logger.info("Choosing 1 cluster: only %d distinct embeddings", n_distinct)
+        return KSelection(1, n_samples=len(X))
+
+    n_components = max(1, min(n_components, X.shape[0] - 1, X.shape[1]))
+    reduced = PCA(n_components=n_components, random_state=random_state).fit_transform(X)
+    reduced = l2_normalize(reduced)
+    ks, scores = [], []
+    for k in range(2, top + 1):
+        labels = KMeans(k, n_init=3, random_state=random_state).fit_predict(reduced)
+        if len(np.unique(labels)) < 2:
+            # PCA may merge distinct embeddings; such a k gets no score.
+            continue
+        ks.append(k)
+        scores.append(float(silhouette_score(reduced, labels, metric="cosine")))
+    if not ks:
+        return KSelection(1, n_samples=len(X))
+    best = ks[int(np.argmax(scores))]
+    logger.info("Chose %d clusters by %s among k = %d..%d", best, CRITERION, ks[0], ks[-1])
+    return KSelection(best, CRITERION, ks, [round(s, 6) for s in scores], len(X))
