@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import hashlib
 import sys
 import time
@@ -24,6 +25,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Idle OpenMP threads (PyTorch, scikit-learn, FAISS) otherwise spin, which
+# slows every side many times over on a machine busier than its cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from _machine import describe_machine  # noqa: E402
 

@@ -9,10 +9,10 @@ features of a large photo collection, and ``--pairs`` of them get a planted
 near duplicate (a copy with added noise, cosine similarity about 0.97). The
 script runs :func:`eclu.neighbors.nearest_neighbors` with ``method="auto"``
 (IVF above 50,000 rows) and keeps the pairs at the default threshold, as
-``eclu duplicates`` does. It prints the time, the peak resident memory, the
-share of planted pairs found and, as a baseline measured in the same run,
-the time of exact search over a sample, scaled to all rows by the square of
-the row count.
+``eclu duplicates`` does. It prints the time, the peak resident memory and the
+share of planted pairs found. The baseline, measured in the same run, is the
+time of exact search over a sample, scaled to all rows by the square of the
+row count.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Idle OpenMP threads (PyTorch, scikit-learn, FAISS) otherwise spin, which
+# slows every side many times over on a machine busier than its cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from _machine import describe_machine  # noqa: E402
 

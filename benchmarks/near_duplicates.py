@@ -4,17 +4,17 @@ Usage::
 
     python benchmarks/near_duplicates.py IMAGE_FOLDER [--sources 60] [--cache DIR]
 
-The script links every image of IMAGE_FOLDER into a work folder, leaves out
-the images that duplicate an earlier one (the data set's own duplicates),
-writes the edited copies of :func:`eclu.variants.write_variants` (byte copy, PNG copy,
-PNG with a text chunk, half size, JPEG quality 40, EXIF orientation 6 with
-rotated pixels, CMYK, 5% crop) of ``--sources`` of them, embeds everything
-with the default backbone and groups duplicates at several thresholds,
-with and without the thumbnail check.
+The script links every image of IMAGE_FOLDER into a work folder and leaves
+out the images that duplicate an earlier one (the data set's own duplicates).
+It writes the edited copies of :func:`eclu.variants.write_variants` (byte
+copy, PNG copy, PNG with a text chunk, half size, JPEG quality 40, EXIF
+orientation 6 with rotated pixels, CMYK, 5% crop) of ``--sources`` of the
+rest. Then it embeds everything with the default backbone and groups
+duplicates at several thresholds, with and without the thumbnail check.
 
 A pair of files is a true duplicate pair when both come from the same
 source image. Precision is the share of the pairs that share a reported
-group that are true pairs; recall is the share of true pairs that share a
+group that are true pairs. Recall is the share of true pairs that share a
 reported group. The script also prints, for each edit, the lowest
 similarity to its source, and the highest similarity between two unrelated
 images, which bound the thresholds that separate them.

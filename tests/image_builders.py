@@ -30,7 +30,7 @@ def save_cmyk_jpeg(path: Path, source: Image.Image) -> None:
 
 
 def save_gray16_png(path: Path, source: Image.Image) -> np.ndarray:
-    """Save the photo as a 16-bit grey PNG; return the 8-bit grey values it encodes."""
+    """Save the photo as a 16-bit grey PNG and return the 8-bit grey values it encodes."""
     grey = np.asarray(source.convert("L"))
     Image.fromarray(grey.astype(np.uint16) * 257).save(path, "PNG")
     return grey
@@ -62,7 +62,7 @@ def save_truncated_jpeg(path: Path, source: Path) -> None:
 
 
 def build_bad_folder(root: Path) -> dict[str, int]:
-    """Write a folder of good, odd and broken files; return the expected count per status.
+    """Write a folder of good, odd and broken files and return the expected count per status.
 
     Layout, with the status each file must get::
 

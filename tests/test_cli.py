@@ -161,13 +161,13 @@ def test_weights_file_option(photos, tmp_path, lite0, capsys):
     ("arguments", "message"),
     [
         (["--backbone", "no_such_net"], "unknown backbone 'no_such_net'"),
-        (["--backbone", "convnext_xlarge"], "--weights FILE"),
+        (["--backbone", "mobilenetv2"], "--weights FILE"),
         (["--weights", "{pickle}"], "never unpickles"),
         (["-k", "9"], "at most 4 clusters"),
     ],
 )
 def test_cluster_errors_without_traceback(photos, feature_cache, tmp_path, capsys, arguments, message):
-    if "convnext_xlarge" in arguments and os.environ.get("HF_HUB_OFFLINE") != "1":
+    if "mobilenetv2" in arguments and os.environ.get("HF_HUB_OFFLINE") != "1":
         pytest.skip("HF_HUB_OFFLINE is not 1, so this case could reach the network")
     pickled = tmp_path / "model.pth"
     torch.save(torch.nn.Linear(2, 2), pickled)

@@ -34,7 +34,7 @@ def assert_canonical(labels: np.ndarray) -> None:
 
 
 # Measured on the 200 digits with efficientnet_lite0 and random_state=0: 0.37 to 0.40
-# for every algorithm; ten balanced classes give about 0.15 by chance.
+# for every algorithm. Ten balanced classes give about 0.15 by chance.
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_algorithm_accuracy_floor(digits_embeddings, algorithm):
     X, classes = digits_embeddings

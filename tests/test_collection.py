@@ -28,7 +28,7 @@ def quarters(tmp_path_factory):
 
 
 def test_embed_folder_writes_run(quarters, tmp_path, feature_cache, lite0):
-    folder = embed_folder(quarters, tmp_path / "run", cache_dir=feature_cache, num_workers=0)
+    folder = embed_folder(quarters, tmp_path / "run", cache_dir=feature_cache, num_workers=0, backbone=lite0)
     assert folder.paths == ["q00.png", "q01.png", "q10.png", "q11.png"]
     assert folder.embeddings.shape == (4, lite0.dim)
     assert [record.status for record in folder.records] == ["undecodable", "ok", "ok", "ok", "ok"]
@@ -45,17 +45,17 @@ def test_embed_folder_writes_run(quarters, tmp_path, feature_cache, lite0):
     assert load_run_backbone(tmp_path / "run").identity() == lite0.identity()
 
 
-def test_existing_run_of_other_input_rejected(quarters, tmp_path, feature_cache):
-    embed_folder(quarters, tmp_path / "run", cache_dir=feature_cache, num_workers=0)
+def test_existing_run_of_other_input_rejected(quarters, tmp_path, feature_cache, lite0):
+    embed_folder(quarters, tmp_path / "run", cache_dir=feature_cache, num_workers=0, backbone=lite0)
     other = tmp_path / "other"
     other.mkdir()
     Image.new("RGB", (40, 40), (200, 10, 10)).save(other / "red.png")
     with pytest.raises(ValueError, match="is the run folder of"):
-        embed_folder(other, tmp_path / "run", cache_dir=feature_cache, num_workers=0)
+        embed_folder(other, tmp_path / "run", cache_dir=feature_cache, num_workers=0, backbone=lite0)
 
 
-def test_existing_run_files_left_alone(quarters, tmp_path, feature_cache):
-    embed_folder(quarters, tmp_path / "run", cache_dir=feature_cache, num_workers=0)
+def test_existing_run_files_left_alone(quarters, tmp_path, feature_cache, lite0):
+    embed_folder(quarters, tmp_path / "run", cache_dir=feature_cache, num_workers=0, backbone=lite0)
     before = (tmp_path / "run" / "summary.json").read_bytes()
     again = embed_folder(quarters, tmp_path / "run", num_workers=0)
     assert again.paths == ["q00.png", "q01.png", "q10.png", "q11.png"]

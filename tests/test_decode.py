@@ -1,4 +1,4 @@
-"""Tests for eclu.decode: upright 8-bit RGB pictures, or a status that says why not."""
+"""Tests for eclu.decode: upright 8-bit RGB pictures, or a status with the reason for a failure."""
 
 from __future__ import annotations
 
@@ -149,6 +149,25 @@ def test_decode_draft_mode_reduces_large_jpeg(tmp_path):
     assert min(reduced.image.size) >= 256
 
 
+def test_decode_draft_size_reduces_large_png(tmp_path):
+    path = tmp_path / "large.png"
+    photo("china.jpg").resize((2400, 1600)).save(path)
+
+    reduced = decode_image(path, draft_size=256)
+
+    assert (reduced.width, reduced.height) == (2400, 1600)
+    # Reduced by 6, the largest factor that keeps the shorter side at 256 or more.
+    assert reduced.image.size == (400, 267)
+    assert reduced.image.mode == "RGB"
+
+
+def test_decode_draft_size_keeps_small_png(tmp_path):
+    path = tmp_path / "small.png"
+    photo("china.jpg").resize((600, 500)).save(path)
+
+    assert decode_image(path, draft_size=256).image.size == (600, 500)
+
+
 def test_decode_zero_size(tmp_path):
     path = tmp_path / "empty.jpg"
     path.write_bytes(b"")
@@ -293,7 +312,8 @@ def test_odd_images_status_per_case(odd_images):
         if expected.startswith("decodes"):
             assert result.status == "ok", f"{case['file']}: {result.reason}"
             assert result.image.mode == "RGB", case["file"]
-            assert result.width > 0 and result.height > 0, case["file"]
+            assert result.width > 0, case["file"]
+            assert result.height > 0, case["file"]
         else:
             assert result.status in expected_status[expected], f"{case['file']}: {result.status} {result.reason}"
             assert result.reason, case["file"]
@@ -332,7 +352,9 @@ def test_odd_images_cmyk_red_text(odd_images):
     decoded = pixels(decode_image(folder / "cmyk.jpg"))
 
     red, green, blue = decoded[0, 0]
-    assert red > 200 and green < 60 and blue < 60
+    assert red > 200
+    assert green < 60
+    assert blue < 60
     assert decoded[-1, -1].max() < 40
 
 
@@ -365,7 +387,7 @@ def test_odd_images_same_photo_every_format(odd_images):
     folder, _ = odd_images
     reference = pixels(decode_image(folder / "photo.webp"))
 
-    # Lossy coding noise stays below 16 grey levels on average; a wrong colour
+    # Lossy coding noise stays below 16 grey levels on average. A wrong colour
     # conversion or orientation is off by far more.
     for name in ("photo.avif", "photo.heic", "qtables16.jpg"):
         decoded = pixels(decode_image(folder / name))

@@ -74,16 +74,16 @@ def _check_groups(report, source_of: dict, n_sources: int) -> None:
 @pytest.mark.slow
 def test_sample_images_copies_found(tmp_path, lite0, feature_cache):
     source_of = _sample_images_folder(tmp_path / "photos")
-    report = find_duplicates(tmp_path / "photos", tmp_path / "run", cache_dir=feature_cache, num_workers=0)
+    report = find_duplicates(tmp_path / "photos", tmp_path / "run", cache_dir=feature_cache, num_workers=0, backbone=lite0)
     _check_groups(report, source_of, n_sources=2)
     assert report.counts()["duplicates"] == 2 * len(VARIANTS)
 
 
 @pytest.mark.slow
 @pytest.mark.shared
-def test_flower_copies_found_no_false_pair(flower_folder, tmp_path, feature_cache):
+def test_flower_copies_found_no_false_pair(flower_folder, tmp_path, feature_cache, lite0):
     folder, source_of = flower_folder
-    report = find_duplicates(folder, tmp_path / "run", cache_dir=feature_cache, num_workers=0)
+    report = find_duplicates(folder, tmp_path / "run", cache_dir=feature_cache, num_workers=0, backbone=lite0)
     _check_groups(report, source_of, n_sources=len(FLOWER_SOURCES))
     assert report.threshold == DEFAULT_THRESHOLD
     assert report.n_images == 24 + len(FLOWER_SOURCES) * len(VARIANTS)
@@ -91,9 +91,9 @@ def test_flower_copies_found_no_false_pair(flower_folder, tmp_path, feature_cach
 
 @pytest.mark.slow
 @pytest.mark.shared
-def test_duplicates_csv_and_json(flower_folder, tmp_path, feature_cache):
+def test_duplicates_csv_and_json(flower_folder, tmp_path, feature_cache, lite0):
     folder, _ = flower_folder
-    report = find_duplicates(folder, tmp_path / "run", cache_dir=feature_cache, num_workers=0)
+    report = find_duplicates(folder, tmp_path / "run", cache_dir=feature_cache, num_workers=0, backbone=lite0)
     with open(tmp_path / "run" / "duplicates.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["group", "path", "kind", "similarity", "keep"]
@@ -111,9 +111,9 @@ def test_duplicates_csv_and_json(flower_folder, tmp_path, feature_cache):
 
 @pytest.mark.slow
 @pytest.mark.shared
-def test_thumbnail_check_finds_half_size_copies(flower_folder, tmp_path, feature_cache):
+def test_thumbnail_check_finds_half_size_copies(flower_folder, tmp_path, feature_cache, lite0):
     folder, source_of = flower_folder
-    without = find_duplicates(folder, cache_dir=feature_cache, num_workers=0, thumbnail_threshold=None)
+    without = find_duplicates(folder, cache_dir=feature_cache, num_workers=0, thumbnail_threshold=None, backbone=lite0)
     found = {member.path for group in without.groups for member in group.files}
     # Half-size copies of 224 px photos fall below the embedding threshold alone.
     half_copies = {path for path, (_, variant) in source_of.items() if variant == "half"}

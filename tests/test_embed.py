@@ -12,7 +12,7 @@ from eclu.decode import decode_image
 from eclu.embed import decode_item, default_num_workers, embed_entries
 from eclu.scan import ScanEntry, scan_folder
 from eclu.store import FeatureStore
-from image_builders import FIXTURES
+from image_builders import FIXTURES, photo
 
 
 @pytest.fixture
@@ -65,18 +65,22 @@ def test_embed_second_pass_uses_store(photo_folder, lite0, tmp_path):
     ]
 
 
-def test_embed_changed_file_embedded_again(photo_folder, lite0, tmp_path):
+def test_embed_keyed_by_content(photo_folder, lite0, tmp_path):
     store = FeatureStore(tmp_path / "store", lite0.identity())
     embed_entries(scan_folder(photo_folder), lite0, store, num_workers=0)
+    # Renamed and swapped contents are found in the store, a re-encoded photo is new.
     shutil.copyfile(FIXTURES / "flower.jpg", photo_folder / "china.jpg")
-    shutil.copyfile(FIXTURES / "china.jpg", photo_folder / "new.jpg")
+    shutil.copyfile(FIXTURES / "china.jpg", photo_folder / "renamed.jpg")
+    photo("flower.jpg").save(photo_folder / "flower.jpg", quality=70)
 
     records = embed_entries(scan_folder(photo_folder), lite0, store, num_workers=0)
 
     sources = {record.path: record.source for record in records}
-    assert sources["china.jpg"] == "store"  # now flower.jpg's bytes, already stored
-    assert sources["new.jpg"] == "store"  # china.jpg's old bytes, already stored
-    assert sources["flower.jpg"] == "store"
+    assert sources["china.jpg"] == "store"
+    assert sources["renamed.jpg"] == "store"
+    assert sources["flower.jpg"] == "embedded"
+    assert sources["china-detail.jpg"] == "store"
+    assert len(store) == 5
 
 
 def test_embed_matches_model_output(lite0, tmp_path):

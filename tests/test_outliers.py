@@ -32,8 +32,8 @@ def flowers_and_digits(tmp_path_factory, digits_folder):
 
 @pytest.mark.slow
 @pytest.mark.shared
-def test_drawings_rank_first(flowers_and_digits, tmp_path, feature_cache):
-    embed_folder(flowers_and_digits, tmp_path / "run", cache_dir=feature_cache, num_workers=0)
+def test_drawings_rank_first(flowers_and_digits, tmp_path, feature_cache, lite0):
+    embed_folder(flowers_and_digits, tmp_path / "run", cache_dir=feature_cache, num_workers=0, backbone=lite0)
     ranking = find_outliers(tmp_path / "run", k=5)
     assert set(ranking.paths[:3]) == {"drawings/first.png", "drawings/first-copy.png", "drawings/last.png"}
     assert len(ranking.paths) == 27
@@ -52,10 +52,10 @@ def test_drawings_rank_first(flowers_and_digits, tmp_path, feature_cache):
 
 @pytest.mark.slow
 @pytest.mark.shared
-def test_cli_outliers_prints_top(flowers_and_digits, tmp_path, feature_cache, capsys):
+def test_cli_outliers_prints_top(flowers_and_digits, tmp_path, feature_cache, lite0, capsys):
     from eclu.cli import main
 
-    embed_folder(flowers_and_digits, tmp_path / "run", cache_dir=feature_cache, num_workers=0)
+    embed_folder(flowers_and_digits, tmp_path / "run", cache_dir=feature_cache, num_workers=0, backbone=lite0)
     assert main(["outliers", str(tmp_path / "run"), "--top", "3", "-k", "5", "-q"]) == 0
     output = capsys.readouterr().out.splitlines()
     assert output[0].split() == ["rank", "path", "score"]

@@ -23,7 +23,7 @@ from eclu.outputs import MANIFEST_COLUMNS
 from eclu.pipeline import cluster_folder, evaluate_run, open_run_store
 from image_builders import FIXTURES, ODD_NAMES, build_bad_folder
 
-# The HTML report has its own tests; these runs skip it to save time.
+# The HTML report has its own tests, so these runs skip it to save time.
 NO_REPORT = {"report": False}
 
 
@@ -136,7 +136,7 @@ def test_run_summary(digits_run):
     metrics = summary["metrics"]
     assert metrics["labels"] == "folders"
     assert metrics["n_images"] == 200
-    # Measured: ACC 0.37 on these 200 digits; ten classes give about 0.15 by chance.
+    # Measured: ACC 0.37 on these 200 digits. Ten classes give about 0.15 by chance.
     assert metrics["acc"] >= 0.30
 
 
@@ -169,7 +169,7 @@ def test_rerun_same_out_folder(digits_folder, tmp_path):
     """A second run into the same run folder finds the embeddings in RUN/features."""
     out = tmp_path / "run"
     folder = tmp_path / "few"
-    for index, source in enumerate(sorted(digits_folder.glob("*/*.png"))[:12]):
+    for source in sorted(digits_folder.glob("*/*.png"))[:12]:
         (folder / source.parent.name).mkdir(parents=True, exist_ok=True)
         (folder / source.parent.name / source.name).write_bytes(source.read_bytes())
 

@@ -215,10 +215,14 @@ def test_thumbnails_cached_by_content_hash(report_run):
     assert len(hashes) == 61
     assert first.thumbnails_created + first.thumbnails_cached == 61
     before = {path: path.stat().st_mtime_ns for path in thumbs}
+    stored_map = run_dir / "report" / "map-coordinates.npy"
+    map_before = stored_map.stat().st_mtime_ns
     again = build_report(run_dir, page_size=PAGE_SIZE, map_method="pca", figures=False)
     assert again.thumbnails_created == 0
     assert again.thumbnails_cached == 61
     assert {path: path.stat().st_mtime_ns for path in thumbs} == before
+    assert stored_map.stat().st_mtime_ns == map_before
+    assert again.map_note == first.map_note
     assert again.figures == []
 
 

@@ -13,7 +13,7 @@ from eclu.variants import write_variants
 
 
 @pytest.fixture(scope="module")
-def flower_run(tmp_path_factory, feature_cache):
+def flower_run(tmp_path_factory, feature_cache, lite0):
     """A run folder of 24 flower photos, 2 per species, without clusters."""
     source = shared_path("flowers12")
     folder = tmp_path_factory.mktemp("flowers")
@@ -22,7 +22,7 @@ def flower_run(tmp_path_factory, feature_cache):
         for image in sorted(species.glob("*.jpg"))[10:80:40]:
             (folder / species.name / image.name).symlink_to(image)
     run = tmp_path_factory.mktemp("flower-run")
-    embed_folder(folder, run, cache_dir=feature_cache, num_workers=0)
+    embed_folder(folder, run, cache_dir=feature_cache, num_workers=0, backbone=lite0)
     return folder, run
 
 

@@ -15,7 +15,8 @@ from eclu.store import FeatureStore, space_key
 IDENTITY = {"backbone": "efficientnet_lite0", "weights": "package:x==1", "mean": [0.5] * 3, "dim": 4}
 
 
-def sha(i: int) -> str:
+def digest_of(i: int) -> str:
+    """Return the SHA-256 hex digest of ``str(i)``, used as the content hash of file number ``i``."""
     return hashlib.sha256(str(i).encode()).hexdigest()
 
 
@@ -26,7 +27,7 @@ def vectors(n: int, start: int = 0) -> np.ndarray:
 def fill(store: FeatureStore, n: int, shard_size: int, start: int = 0) -> None:
     with store.writer(shard_size) as writer:
         for i in range(start, start + n):
-            writer.add(sha(i), vectors(1, i)[0], 10 + i, 20 + i)
+            writer.add(digest_of(i), vectors(1, i)[0], 10 + i, 20 + i)
 
 
 def shard_indexes(store: FeatureStore) -> list:
@@ -50,11 +51,11 @@ def test_store_round_trip(tmp_path):
 
     assert len(shard_indexes(store)) == 3
     assert len(store) == 10
-    assert sha(3) in store
-    assert store.hashes() == {sha(i) for i in range(10)}
-    assert store.image_size(sha(7)) == (17, 27)
+    assert digest_of(3) in store
+    assert store.hashes() == {digest_of(i) for i in range(10)}
+    assert store.image_size(digest_of(7)) == (17, 27)
     order = [9, 0, 5, 5, 2]
-    assert np.array_equal(store.get([sha(i) for i in order]), np.concatenate([vectors(1, i) for i in order]))
+    assert np.array_equal(store.get([digest_of(i) for i in order]), np.concatenate([vectors(1, i) for i in order]))
 
 
 def test_store_reopened_sees_shards(tmp_path):
@@ -64,7 +65,7 @@ def test_store_reopened_sees_shards(tmp_path):
 
     assert len(reopened) == 6
     assert reopened.dim == 4
-    assert np.array_equal(reopened.get([sha(5)]), vectors(1, 5))
+    assert np.array_equal(reopened.get([digest_of(5)]), vectors(1, 5))
 
 
 def test_store_spaces_kept_apart(tmp_path):
@@ -81,7 +82,7 @@ def test_store_get_missing_hash(tmp_path):
     fill(store, 2, shard_size=8)
 
     with pytest.raises(KeyError, match="1 hashes have no embedding"):
-        store.get([sha(0), sha(99)])
+        store.get([digest_of(0), digest_of(99)])
 
 
 def test_store_get_nothing(tmp_path):
@@ -96,13 +97,13 @@ def test_store_get_nothing(tmp_path):
 def test_store_first_shard_wins(tmp_path):
     store = FeatureStore(tmp_path, IDENTITY)
     with store.writer(1) as writer:
-        writer.add(sha(0), np.ones(4), 1, 1)
-        writer.add(sha(0), np.zeros(4), 2, 2)
+        writer.add(digest_of(0), np.ones(4), 1, 1)
+        writer.add(digest_of(0), np.zeros(4), 2, 2)
 
     reopened = FeatureStore(tmp_path, IDENTITY)
 
-    assert np.array_equal(reopened.get([sha(0)]), np.ones((1, 4)))
-    assert reopened.image_size(sha(0)) == (1, 1)
+    assert np.array_equal(reopened.get([digest_of(0)]), np.ones((1, 4)))
+    assert reopened.image_size(digest_of(0)) == (1, 1)
 
 
 def test_store_partial_shard_ignored(tmp_path):
@@ -114,7 +115,7 @@ def test_store_partial_shard_ignored(tmp_path):
 
     reopened = FeatureStore(tmp_path, IDENTITY)
 
-    assert reopened.hashes() == {sha(i) for i in range(4)}
+    assert reopened.hashes() == {digest_of(i) for i in range(4)}
 
 
 def test_store_unreadable_index_skipped(tmp_path, caplog):
@@ -133,13 +134,13 @@ def test_store_never_unpickles(tmp_path):
     store = FeatureStore(tmp_path, IDENTITY)
     shard = "shard-00000000000000000001-00000000"
     np.save(store.path / f"{shard}.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    table = pa.table({"sha256": [sha(0)], "width": pa.array([1], pa.int32()), "height": pa.array([1], pa.int32())})
+    table = pa.table({"sha256": [digest_of(0)], "width": pa.array([1], pa.int32()), "height": pa.array([1], pa.int32())})
     pq.write_table(table, store.path / f"{shard}.parquet")
     reopened = FeatureStore(tmp_path, dict(IDENTITY))
 
     # numpy refuses to memory-map or load object arrays without unpickling them.
     with pytest.raises(ValueError, match="Python objects|allow_pickle"):
-        reopened.get([sha(0)])
+        reopened.get([digest_of(0)])
 
 
 def test_store_two_writers(tmp_path):
@@ -148,18 +149,18 @@ def test_store_two_writers(tmp_path):
 
     with store.writer(3) as first_writer, second.writer(3) as second_writer:
         for i in range(5):
-            first_writer.add(sha(i), vectors(1, i)[0], 1, 1)
-            second_writer.add(sha(100 + i), vectors(1, 100 + i)[0], 1, 1)
+            first_writer.add(digest_of(i), vectors(1, i)[0], 1, 1)
+            second_writer.add(digest_of(100 + i), vectors(1, 100 + i)[0], 1, 1)
 
     reopened = FeatureStore(tmp_path, IDENTITY)
     assert len(reopened) == 10
-    assert np.array_equal(reopened.get([sha(104)]), vectors(1, 104))
+    assert np.array_equal(reopened.get([digest_of(104)]), vectors(1, 104))
 
 
 def test_store_export(tmp_path):
     store = FeatureStore(tmp_path / "store", IDENTITY)
     fill(store, 5, shard_size=2)
-    hashes = [sha(4), sha(1), sha(1)]
+    hashes = [digest_of(4), digest_of(1), digest_of(1)]
     paths = ["b/x.jpg", "a/y.jpg", "a/copy of y.jpg"]
 
     store.export(hashes, paths, tmp_path / "embeddings.npy", tmp_path / "embeddings.parquet")
@@ -175,7 +176,7 @@ def test_store_export_length_mismatch(tmp_path):
     store = FeatureStore(tmp_path, IDENTITY)
 
     with pytest.raises(ValueError, match="2 hashes but 1 paths"):
-        store.export([sha(0), sha(1)], ["a.jpg"], tmp_path / "e.npy", tmp_path / "e.parquet")
+        store.export([digest_of(0), digest_of(1)], ["a.jpg"], tmp_path / "e.npy", tmp_path / "e.parquet")
 
 
 def test_writer_rejects_bad_input(tmp_path):
@@ -184,4 +185,4 @@ def test_writer_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="shard_size must be at least 1"):
         store.writer(0)
     with pytest.raises(ValueError, match="same length"):
-        store.writer(4).add_batch([sha(0)], vectors(2), [(1, 1)])
+        store.writer(4).add_batch([digest_of(0)], vectors(2), [(1, 1)])

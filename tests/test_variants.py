@@ -1,4 +1,4 @@
-"""Edited copies for duplicate checks: each edit does what it says."""
+"""Edited copies for duplicate checks: sizes, modes, orientation and pixels of each edit."""
 
 from __future__ import annotations
 

@@ -27,6 +27,10 @@ _EXPORTS = {
     "score_clustering": "eclu.evaluate",
     "clustering_accuracy": "eclu.evaluate",
     "export_clusters": "eclu.export",
+    "find_duplicates": "eclu.duplicates",
+    "move_duplicates": "eclu.quarantine",
+    "find_outliers": "eclu.outliers",
+    "SimilarityIndex": "eclu.similar",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -18,8 +18,8 @@ CLUSTER_ENGINES = ("auto", "sklearn", "faiss")
 #: Below it scikit-learn takes at most a few seconds.
 FAISS_AUTO_MIN_SAMPLES = 50_000
 
-# k-means++ seeding runs on a random sample of at most this many points; its
-# cost grows with n_samples * n_clusters * log(n_clusters).
+# k-means++ seeding runs on a random sample of at most this many points,
+# because its cost grows with n_samples * n_clusters * log(n_clusters).
 _SEEDING_SAMPLES = 20_000
 
 
@@ -89,7 +89,7 @@ def faiss_kmeans(
     random_state : int, default=0
         Seed of the first restart.
     num_threads : int, optional
-        OpenMP threads for FAISS; default FAISS's own setting.
+        OpenMP threads for FAISS. Default: FAISS's own setting.
 
     Returns
     -------
@@ -103,6 +103,9 @@ def faiss_kmeans(
         raise ValueError(f"n_clusters must be between 1 and the {n_samples} samples, got {n_clusters}")
     if num_threads is not None:
         faiss.omp_set_num_threads(num_threads)
+    # NOTE: idle OpenMP threads spin by default. On a machine with more
+    # runnable threads than cores this made FAISS up to 20 times slower, and
+    # only OMP_WAIT_POLICY=PASSIVE, set before the process starts, avoids it.
     rng = np.random.default_rng(random_state)
     seed_rows = X
     if n_samples > _SEEDING_SAMPLES:
@@ -139,9 +142,8 @@ def greedy_kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Genera
 
     Each new seed is the best of ``2 + log(n_clusters)`` candidates drawn
     with probability proportional to the squared distance to the nearest
-    seed so far: the one that lowers the total squared distance most. This
-    is the seeding of Arthur and Vassilvitskii (2007) with the greedy
-    candidates that scikit-learn's ``kmeans_plusplus`` also uses.
+    seed so far. The candidate that lowers the total squared distance most
+    wins, as in scikit-learn's ``kmeans_plusplus``.
     """
     n_samples = len(X)
     trials = 2 + int(np.log(n_clusters))

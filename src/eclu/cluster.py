@@ -11,20 +11,24 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.exceptions import ConvergenceWarning
 
 from ._faiss_kmeans import faiss_kmeans, resolve_cluster_engine
+from .autok import select_n_clusters
+from .conditioning import CONDITIONINGS, make_conditioner
+from .graph_clustering import hdbscan_umap_labels, spectral_knn_labels
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ImageClusterer", "ALGORITHMS", "canonical_labels"]
 
 #: Algorithm names accepted by :class:`ImageClusterer`.
-ALGORITHMS = ("kmeans", "minibatch-kmeans", "birch", "agglomerative")
+ALGORITHMS = ("kmeans", "minibatch-kmeans", "birch", "agglomerative", "head", "spectral", "hdbscan")
 
 # Largest inputs fitted directly; above them a random sample is fitted and
 # every point is assigned to the nearest centroid of the sample's clusters.
 # Agglomerative clustering needs memory quadratic in the number of points
 # (a 20,000-point Ward tree uses about 3 GB); BIRCH grows with the number
-# of subclusters.
-DEFAULT_FIT_LIMITS = {"agglomerative": 20_000, "birch": 200_000}
+# of subclusters. Spectral clustering's eigensolver slows down sharply on
+# larger kNN graphs.
+DEFAULT_FIT_LIMITS = {"agglomerative": 20_000, "birch": 200_000, "spectral": 50_000}
 
 
 class ImageClusterer(ClusterMixin, BaseEstimator):
@@ -36,11 +40,20 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
 
     Parameters
     ----------
-    algorithm : {"kmeans", "minibatch-kmeans", "birch", "agglomerative"}, default="kmeans"
-        The clustering algorithm, from scikit-learn.
-    n_clusters : int, default=8
+    algorithm : str, default="kmeans"
+        One of :data:`ALGORITHMS`. ``"kmeans"``, ``"minibatch-kmeans"``,
+        ``"birch"`` and ``"agglomerative"`` (Ward) come from scikit-learn.
+        ``"head"`` trains clustering heads on nearest-neighbour pairs, see
+        :class:`eclu.heads.ClusteringHead`. ``"spectral"`` runs spectral
+        clustering on the cosine kNN graph. ``"hdbscan"`` runs HDBSCAN on a
+        10-dimensional UMAP projection and finds its own number of clusters;
+        points it leaves out get the label -1 (noise).
+    n_clusters : int or "auto", default=8
         Number of clusters. It may not exceed the number of samples. Fewer
         clusters come back when there are fewer distinct embeddings.
+        ``"auto"`` chooses k with :func:`eclu.autok.select_n_clusters` on
+        the conditioned embeddings. ``"hdbscan"`` uses it only to size the
+        default ``min_cluster_size``.
     random_state : int, default=0
         Seed for k-means initialisation and for sampling.
     n_init : int, default=10
@@ -59,14 +72,33 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         ``algorithm="kmeans"`` only. ``"auto"`` uses FAISS for k-means from
         50,000 samples on and scikit-learn otherwise.
 
+    condition : str, default="none"
+        Feature conditioning before clustering, one of
+        :data:`eclu.conditioning.CONDITIONINGS` (centring, PCA with or
+        without whitening, L2 normalisation).
+    pca_components : int, default=128
+        Principal components kept by the ``"pca-*"`` conditionings.
+    max_clusters : int, default=30
+        Largest k tried by ``n_clusters="auto"``.
+    min_cluster_size : int, optional
+        Smallest HDBSCAN cluster. Default: 1/4 of the mean cluster size
+        for ``n_clusters`` clusters (``n_clusters="auto"`` counts as 10),
+        at least 5.
+
     Attributes
     ----------
     labels_ : ndarray of shape (n_samples,)
-        Canonical cluster id of each sample.
+        Canonical cluster id of each sample; -1 marks HDBSCAN noise.
     cluster_centers_ : ndarray of shape (n_found, n_features)
-        Mean of each cluster's members, indexed by cluster id.
+        Mean of each cluster's members, indexed by cluster id, in the
+        conditioned space.
     distances_ : ndarray of shape (n_samples,)
-        Euclidean distance of each sample to its cluster's centre.
+        Euclidean distance of each sample to its cluster's centre in the
+        conditioned space; NaN for noise.
+    k_selection_ : KSelection or None
+        The score curve of ``n_clusters="auto"``, else None.
+    n_noise_ : int
+        Samples labelled -1.
     n_clusters_ : int
         Number of clusters found.
     """
@@ -81,6 +113,10 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         max_fit_samples: int | None = None,
         birch_threshold: float | None = None,
         engine: str = "auto",
+        condition: str = "none",
+        pca_components: int = 128,
+        max_clusters: int = 30,
+        min_cluster_size: int | None = None,
     ):
         self.algorithm = algorithm
         self.n_clusters = n_clusters
@@ -89,13 +125,25 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         self.max_fit_samples = max_fit_samples
         self.birch_threshold = birch_threshold
         self.engine = engine
+        self.condition = condition
+        self.pca_components = pca_components
+        self.max_clusters = max_clusters
+        self.min_cluster_size = min_cluster_size
 
     def _validate(self, n_samples: int) -> None:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}; got {self.algorithm!r}")
         resolve_cluster_engine(self.engine, self.algorithm, n_samples)
+        if self.condition not in CONDITIONINGS:
+            raise ValueError(f"condition must be one of {', '.join(CONDITIONINGS)}; got {self.condition!r}")
+        if not isinstance(self.max_clusters, Integral) or self.max_clusters < 2:
+            raise ValueError(f"max_clusters must be an integer of at least 2, got {self.max_clusters!r}")
+        if isinstance(self.n_clusters, str) and self.n_clusters == "auto":
+            if n_samples == 0:
+                raise ValueError("there are no embeddings to cluster: no image was decoded")
+            return
         if not isinstance(self.n_clusters, Integral) or self.n_clusters < 1:
-            raise ValueError(f"n_clusters must be a positive integer, got {self.n_clusters!r}")
+            raise ValueError(f"n_clusters must be a positive integer or 'auto', got {self.n_clusters!r}")
         if not isinstance(self.n_init, Integral) or self.n_init < 1:
             raise ValueError(f"n_init must be a positive integer, got {self.n_init!r}")
         if n_samples == 0:
@@ -112,20 +160,30 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
         self._validate(len(X))
+        conditioner = make_conditioner(self.condition, self.pca_components, self.random_state)
+        if conditioner is not None:
+            X = conditioner.fit_transform(X)
+        self.conditioner_ = conditioner
+        self.k_selection_ = None
+        self._k = self.n_clusters
+        if isinstance(self.n_clusters, str):
+            self.k_selection_ = select_n_clusters(X, self.max_clusters, random_state=self.random_state)
+            self._k = self.k_selection_.n_clusters
         # Identical embeddings form one cluster. Ward linkage would otherwise
         # split them into arbitrary groups of equal points.
         all_identical = np.array_equal(X.min(axis=0), X.max(axis=0))
-        if len(X) == 1 or self.n_clusters == 1 or all_identical:
+        if len(X) == 1 or self._k == 1 or all_identical:
             raw = np.zeros(len(X), dtype=np.int64)
         else:
             raw = self._fit_raw(X)
         self.labels_ = canonical_labels(raw)
+        self.n_noise_ = int((self.labels_ < 0).sum())
         self.n_clusters_ = int(self.labels_.max()) + 1
-        if self.n_clusters_ < self.n_clusters:
+        if self.algorithm != "hdbscan" and self.n_clusters_ < self._k:
             logger.warning(
                 "Found %d clusters, fewer than the %d requested: the embeddings have too few distinct values",
                 self.n_clusters_,
-                self.n_clusters,
+                self._k,
             )
         self.cluster_centers_ = _cluster_means(X, self.labels_, self.n_clusters_)
         self.distances_ = centre_distances(X, self.cluster_centers_, self.labels_)
@@ -156,7 +214,9 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
     def _fit_direct(self, X: np.ndarray) -> np.ndarray:
         from sklearn.cluster import AgglomerativeClustering, Birch, KMeans, MiniBatchKMeans
 
-        k = self.n_clusters
+        k = self._k
+        if self.algorithm in ("head", "spectral", "hdbscan"):
+            return self._fit_neighbour_based(X, k)
         if resolve_cluster_engine(self.engine, self.algorithm, len(X)) == "faiss":
             return faiss_kmeans(X, k, n_init=self.n_init, random_state=self.random_state).labels
         with warnings.catch_warnings():
@@ -173,6 +233,19 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
             else:
                 model = AgglomerativeClustering(n_clusters=k, linkage="ward")
             return np.asarray(model.fit_predict(X), dtype=np.int64)
+
+    def _fit_neighbour_based(self, X: np.ndarray, k: int) -> np.ndarray:
+        if self.algorithm == "head":
+            from .heads import ClusteringHead
+
+            return ClusteringHead(k, random_state=self.random_state).fit(X).labels_
+        if self.algorithm == "spectral":
+            return spectral_knn_labels(X, k, random_state=self.random_state)
+        size = self.min_cluster_size
+        if size is None:
+            expected = 10 if isinstance(self.n_clusters, str) else self.n_clusters
+            size = max(5, len(X) // (4 * expected))
+        return hdbscan_umap_labels(X, min_cluster_size=size, random_state=self.random_state)
 
 
 def canonical_labels(labels) -> np.ndarray:
@@ -205,11 +278,18 @@ def nearest_centre(X: np.ndarray, centres: np.ndarray, block: int = 65536) -> np
 
 
 def centre_distances(X: np.ndarray, centres: np.ndarray, labels: np.ndarray, block: int = 65536) -> np.ndarray:
-    """Return the Euclidean distance of each row of ``X`` to ``centres[labels]``, in blocks."""
-    out = np.empty(len(X), dtype=np.float32)
+    """Return the Euclidean distance of each row of ``X`` to ``centres[labels]``, in blocks.
+
+    Rows labelled -1 (noise) have no centre and get NaN.
+    """
+    out = np.full(len(X), np.nan, dtype=np.float32)
     for start in range(0, len(X), block):
         stop = start + block
-        out[start:stop] = np.linalg.norm(X[start:stop] - centres[labels[start:stop]], axis=1)
+        chunk_labels = labels[start:stop]
+        member = chunk_labels >= 0
+        if member.any():
+            rows = X[start:stop][member]
+            out[start:stop][member] = np.linalg.norm(rows - centres[chunk_labels[member]], axis=1)
     return out
 
 

@@ -2,7 +2,7 @@
 
 ``eclu duplicates`` needs the embeddings of a folder but no clusters, and
 ``eclu outliers``, ``eclu similar`` and ``eclu index`` work on any run folder
-that holds ``embeddings.npy`` and ``embeddings.parquet``, whether
+that contains ``embeddings.npy`` and ``embeddings.parquet``, whether
 ``eclu cluster`` or ``eclu duplicates`` wrote it.
 """
 
@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from ._resources import package_versions, peak_rss_bytes
-from .backbones import DEFAULT_BACKBONE, load_backbone
+from .backbones import load_backbone
 from .decode import DEFAULT_MAX_PIXELS
 from .embed import FileRecord, embed_entries
 from .outputs import read_summary, write_manifest, write_summary
@@ -70,7 +70,7 @@ def embed_folder(
     input_dir,
     out_dir=None,
     *,
-    backbone: str = DEFAULT_BACKBONE,
+    backbone="efficientnet_lite0",
     weights=None,
     batch_size: int = 64,
     num_workers: int | None = None,
@@ -92,7 +92,9 @@ def embed_folder(
         (one with ``summary.json``) must have been made from the same input
         with the same backbone, and its files are left as they are, so its
         ``clusters.csv`` keeps matching its ``embeddings.npy``.
-    backbone, weights, batch_size, num_workers, max_pixels, progress
+    backbone : str or Backbone, default="efficientnet_lite0"
+        A name for :func:`eclu.backbones.load_backbone`, or a loaded backbone.
+    weights, batch_size, num_workers, max_pixels, progress
         As for :func:`eclu.pipeline.cluster_folder`.
     cache_dir : path-like, optional
         Feature store folder; default ``out_dir/features``, or the store of
@@ -111,7 +113,7 @@ def embed_folder(
     input_dir = Path(input_dir)
     entries = scan_folder(input_dir)
     logger.info("Found %d image files under %s", len(entries), input_dir)
-    model = load_backbone(backbone, weights=weights)
+    model = load_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
 
     existing_run = out_dir is not None and (Path(out_dir) / "summary.json").is_file()
     if existing_run:

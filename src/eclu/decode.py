@@ -133,6 +133,9 @@ def decode_image(
         then shrunk by an integer factor with ``Image.reduce``.
     max_pixels : int, default=89_478_485
         Files with more pixels get status ``too_large`` and are not decoded.
+        NOTE: Pillow itself rejects files above twice its
+        ``Image.MAX_IMAGE_PIXELS`` (178,956,970 pixels by default) while
+        opening them, so a larger ``max_pixels`` does not decode those.
     background : tuple of 3 ints, default=(255, 255, 255)
         Colour behind transparent pixels.
     data : bytes, optional

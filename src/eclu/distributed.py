@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["embed_entries_ray"]
 
+#: Blocks that one Ray worker process decodes before Ray replaces it.
+DECODE_TASKS_PER_PROCESS = 100
+
 # Record fields that travel through the pipeline as columns, besides "index".
 _TEXT_FIELDS = ("path", "status", "reason", "sha256", "source")
 _INT_FIELDS = ("bytes", "width", "height")
@@ -327,6 +330,12 @@ def _build_dataset(ray, entries, backbone, store, workers, worker_cpus, weights,
             "max_pixels": max_pixels,
         },
         num_cpus=1,
+        # Ray Data fuses a map step into the next one when their remote
+        # arguments are equal, which would move decoding into the actors.
+        # A limit on calls that the actors do not have keeps decoding in
+        # separate tasks, and replacing a decode process after that many
+        # blocks also returns the memory that image decoders leave behind.
+        max_calls=DECODE_TASKS_PER_PROCESS,
     )
     return dataset.map_batches(
         _EmbedWorker,

@@ -50,13 +50,13 @@ __all__ = [
 
 #: Cosine similarity of EfficientNet-Lite0 embeddings at or above which two
 #: images are near duplicates without further checks. Chosen with
-#: benchmarks/near_duplicates.py: distinct but alike photos of one flower
-#: species reach 0.94.
+#: benchmarks/near_duplicates.py: two distinct photos of one flower species
+#: in the flowers12 data set reach 0.94.
 DEFAULT_THRESHOLD = 0.95
 
 #: Pairs at least this similar but below the threshold are compared by their
-#: thumbnails, because a resized or cropped copy of a small image can fall
-#: to 0.74 (a 224 px photo at half size) while its thumbnail stays equal.
+#: thumbnails, because the half-size copy of a 224 px photo can fall below
+#: 0.8 while its thumbnail stays equal.
 CANDIDATE_SIMILARITY = 0.70
 
 #: Pearson correlation of the 16 x 16 grey thumbnails at or above which a
@@ -348,6 +348,9 @@ def group_duplicates(
         similarity = np.zeros(0, dtype=np.float32)
 
     # Decode the files of candidate pairs once, for pixel hashes and thumbnails.
+    # NOTE: at the 0.70 floor most images of a large collection are candidates,
+    # so this is a second full decode of nearly every file, and the thumbnails
+    # take 1 KiB per image in memory.
     pixel_hashes: dict[int, str] = {}
     thumbnails: dict[int, np.ndarray | None] = {}
     if root is not None:
@@ -419,13 +422,21 @@ class _FileFacts:
     def nbytes(self, row: int) -> int:
         if self.file_sizes is not None:
             return int(self.file_sizes[row])
-        return self._stat(row).st_size if self.root is not None else 0
+        stat = self._stat(row)
+        return stat.st_size if stat is not None else 0
 
     def mtime(self, row: int) -> float:
-        return self._stat(row).st_mtime if self.root is not None else 0.0
+        stat = self._stat(row)
+        return stat.st_mtime if stat is not None else float("inf")
 
     def _stat(self, row: int):
-        return os.stat(self.root / self.paths[row])
+        if self.root is None:
+            return None
+        try:
+            return os.stat(self.root / self.paths[row])
+        except OSError as error:
+            logger.warning("Cannot read the size and time of %s: %s", self.root / self.paths[row], error)
+            return None
 
     def keep_key(self, row: int, policy: str, prefixes) -> tuple:
         tie_break = (-self.pixels(row), self.paths[row])
@@ -480,7 +491,7 @@ def find_duplicates(
     k: int = 10,
     keep: str = "pixels",
     prefixes: Sequence[str] = (),
-    backbone: str = DEFAULT_BACKBONE,
+    backbone=DEFAULT_BACKBONE,
     weights=None,
     batch_size: int = 64,
     num_workers: int | None = None,

@@ -188,7 +188,7 @@ def embed_entries(
     stored = store.identity.get("engine", "torch")
     if stored != wanted:
         raise ValueError(
-            f"the feature store {store.path} holds embeddings of engine {stored!r}, not {wanted!r}; "
+            f"the feature store {store.path} contains embeddings of engine {stored!r}, not {wanted!r}; "
             f"open the store with backbone.identity({wanted!r})"
         )
     if num_threads is None:

@@ -238,10 +238,12 @@ def create_engine(
     if cache_dir is None:
         raise ValueError("engine='onnx' needs cache_dir, a folder for the exported .onnx files")
     try:
+        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
-    except ImportError:
+    except ImportError as error:
         raise ValueError(
-            "engine='onnx' needs ONNX Runtime; install it with `pip install \"eclu[onnx]\"`"
+            f"engine='onnx' needs the packages onnx and onnxruntime ({error}); "
+            "install them with `pip install \"eclu[onnx]\"`"
         ) from None
     return OnnxEngine(backbone, cache_dir, quantize=quantize, num_threads=num_threads)
 
@@ -411,10 +413,10 @@ def _quantize_int8(backbone, float_path: Path, out_path: Path) -> None:
         def get_next(self):
             return next(self._batches, None)
 
-    # NOTE: on EfficientNet-Lite0 this keeps only about 0.6 cosine similarity
-    # to the float32 embeddings and is not faster on CPUs without VNNI (QDQ,
-    # per-channel, measured with benchmarks/embed_speed.py); the QOperator format
-    # and leaving out the depthwise convolutions did no better.
+    # NOTE: on EfficientNet-Lite0 the int8 embeddings keep a mean cosine
+    # similarity of only about 0.6 to the float32 ones, and ONNX Runtime 1.32
+    # ran them no faster on a 2-core Xeon without VNNI. The QOperator format,
+    # per-tensor weights and float32 depthwise convolutions did no better.
     quantize_static(
         str(prepared_path),
         str(out_path),

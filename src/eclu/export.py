@@ -25,8 +25,8 @@ def _flat_name(relative_path: str) -> str:
 def export_clusters(run_dir, input_dir, mode: str = "links", folder_name: str = "clusters") -> Path:
     """Write ``run_dir/clusters/cluster-NNN/`` folders from ``clusters.csv``.
 
-    Each image is named by its relative path with ``/`` replaced by ``__``;
-    when two paths give the same name, the later one gets ``~2``, ``~3``, ...
+    Each image is named by its relative path with ``/`` replaced by ``__``.
+    When two paths give the same name, the later one gets ``~2``, ``~3``, ...
     before its extension. In copy mode, an image that cannot be read is
     logged as a warning and left out.
 
@@ -84,7 +84,7 @@ def export_clusters(run_dir, input_dir, mode: str = "links", folder_name: str = 
 
 
 def _free_name(destination: Path) -> Path:
-    # a/b__c.jpg and a__b/c.jpg flatten to the same name; the second gets a number.
+    # a/b__c.jpg and a__b/c.jpg flatten to the same name, so the second gets a number.
     candidate = destination
     number = 2
     while candidate.exists() or candidate.is_symlink():

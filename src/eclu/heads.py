@@ -79,6 +79,9 @@ def mine_neighbors(X: np.ndarray, n_neighbors: int) -> np.ndarray:
 class ClusteringHead(ClusterMixin, BaseEstimator):
     """Cluster embeddings by training heads on nearest-neighbour pairs.
 
+    Inputs are L2-normalised before training, so cosine similarity decides
+    the neighbours and the temperature acts the same on every backbone.
+
     Parameters
     ----------
     n_clusters : int, default=10
@@ -202,14 +205,16 @@ class ClusteringHead(ClusterMixin, BaseEstimator):
     def fit_views(self, views: Sequence[np.ndarray]) -> "ClusteringHead":
         """Train on one or more embedding spaces of the same samples."""
 
-        views = [np.ascontiguousarray(view, dtype=np.float32) for view in views]
-        n = len(views[0])
-        generator = torch.Generator().manual_seed(int(self.random_state))
-        # Pairs come from the neighbours of the first view, or of all views
-        # concatenated, so every head sees the same pairs.
         from .conditioning import l2_normalize
 
-        joint = np.concatenate([l2_normalize(view) for view in views], axis=1) if len(views) > 1 else views[0]
+        # Heads see L2-normalised embeddings, so the softmax temperature has
+        # the same effect whatever the scale of the backbone's features.
+        views = [np.ascontiguousarray(l2_normalize(view), dtype=np.float32) for view in views]
+        n = len(views[0])
+        generator = torch.Generator().manual_seed(int(self.random_state))
+        # Pairs come from the neighbours of all views concatenated, so every
+        # head sees the same pairs.
+        joint = np.concatenate(views, axis=1) if len(views) > 1 else views[0]
         neighbors = torch.from_numpy(mine_neighbors(joint, self.n_neighbors))
         inputs = [torch.from_numpy(view) for view in views]
         models = [self._build(view.shape[1], generator) for view in views]

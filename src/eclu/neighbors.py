@@ -6,12 +6,12 @@ embeddings of every embedding. Nothing here builds an N x N matrix:
 * ``"exact"`` search keeps the vectors in a flat inner-product index and
   queries it in blocks, so only a block of scores exists at a time. Its cost
   grows with N squared, which is fine up to some ten thousand images.
-* ``"ivf"`` search projects the vectors with PCA to at most 128 dimensions,
-  searches an inverted-file index (IVF: the rows are split into about
-  ``2 sqrt(N)`` k-means cells and each query scans the 8 nearest cells) for
-  candidates, and scores every candidate pair again with the full vectors,
-  so the similarities it returns are exact cosine similarities. Only the
-  returned neighbours are approximate: a true neighbour can be missed.
+* ``"ivf"`` search projects the vectors with PCA to at most 128 dimensions
+  and finds candidates in an inverted-file index. The index splits the rows
+  into about ``2 sqrt(N)`` k-means cells, and each query scans the 8 cells
+  nearest to it. Every candidate pair is scored again with the full
+  vectors, so the similarities returned are exact cosine similarities. Only
+  the neighbours are approximate, because a true neighbour can be missed.
 """
 
 from __future__ import annotations

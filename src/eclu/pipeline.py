@@ -100,6 +100,9 @@ def cluster_folder(
     quantize: str | None = None,
     num_threads: int | None = None,
     cluster_engine: str = "auto",
+    condition: str = "none",
+    pca_components: int = 128,
+    max_clusters: int = 30,
 ) -> ClusterRun:
     """Cluster the images under ``input_dir`` and write a run folder.
 
@@ -109,8 +112,9 @@ def cluster_folder(
         Folder of images, scanned recursively. It is only read.
     out_dir : path-like
         Run folder to create or update.
-    n_clusters : int, default=8
-        Number of clusters.
+    n_clusters : int or "auto", default=8
+        Number of clusters; ``"auto"`` chooses it and stores the score curve
+        in ``summary.json`` under ``k_selection``.
     algorithm : str, default="kmeans"
         One of :data:`eclu.cluster.ALGORITHMS`.
     backbone : str, default="efficientnet_lite0"
@@ -157,6 +161,13 @@ def cluster_folder(
         processes, see :func:`eclu.engines.default_threads`.
     cluster_engine : {"auto", "sklearn", "faiss"}, default="auto"
         k-means implementation, see :class:`eclu.cluster.ImageClusterer`.
+    condition : str, default="none"
+        Feature conditioning before clustering, one of
+        :data:`eclu.conditioning.CONDITIONINGS`.
+    pca_components : int, default=128
+        Principal components kept by the ``"pca-*"`` conditionings.
+    max_clusters : int, default=30
+        Largest k tried with ``n_clusters="auto"``.
 
     Returns
     -------
@@ -168,7 +179,14 @@ def cluster_folder(
     if export not in (None, "links", "copy"):
         raise ValueError(f"export must be 'links', 'copy' or None, got {export!r}")
     # Fail on bad parameters before the expensive stages run.
-    ImageClusterer(algorithm, n_clusters, random_state=random_state, engine=cluster_engine)._validate(max(n_clusters, 1))
+    cluster_options = {
+        "random_state": random_state,
+        "engine": cluster_engine,
+        "condition": condition,
+        "pca_components": pca_components,
+        "max_clusters": max_clusters,
+    }
+    ImageClusterer(algorithm, n_clusters, **cluster_options)._validate(max(n_clusters, 1) if isinstance(n_clusters, int) else 1)
     engine_id = engine_name(engine, quantize)
     if ray_address is not None and engine_id != "torch":
         raise ValueError(f"engine {engine_id!r} runs in this process only; use engine='torch' with ray_address")
@@ -224,7 +242,7 @@ def cluster_folder(
     embeddings = store.get(hashes)
 
     tick = time.perf_counter()
-    clusterer = ImageClusterer(algorithm, n_clusters, random_state=random_state, engine=cluster_engine).fit(embeddings)
+    clusterer = ImageClusterer(algorithm, n_clusters, **cluster_options).fit(embeddings)
     timings["cluster"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -253,12 +271,17 @@ def cluster_folder(
             "engine": engine_id,
             "num_threads": num_threads,
             "cluster_engine": cluster_engine,
+            "condition": condition,
+            "pca_components": pca_components,
+            "max_clusters": max_clusters,
             "cache_dir": str(cache_dir) if cache_dir is not None else None,
             "ray_address": ray_address,
             "ray_workers": ray_workers if ray_address is not None else None,
         },
         "n_clusters_found": clusterer.n_clusters_,
-        "cluster_sizes": np.bincount(clusterer.labels_).tolist(),
+        "cluster_sizes": np.bincount(clusterer.labels_[clusterer.labels_ >= 0], minlength=clusterer.n_clusters_).tolist(),
+        "n_noise": clusterer.n_noise_,
+        "k_selection": clusterer.k_selection_.as_dict() if clusterer.k_selection_ is not None else None,
         "counts": counts,
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
         "images_per_second": round(counts["ok"] / embed_seconds, 2) if embed_seconds > 0 else None,

@@ -24,7 +24,7 @@ __all__ = ["QuarantineResult", "move_duplicates"]
 
 @dataclass
 class QuarantineResult:
-    """What :func:`move_duplicates` did.
+    """Outcome of :func:`move_duplicates`: the files moved and the files left in place.
 
     Attributes
     ----------

@@ -60,7 +60,7 @@ class Match:
 
 @dataclass
 class AddResult:
-    """What :meth:`SimilarityIndex.add_folder` did.
+    """Outcome of :meth:`SimilarityIndex.add_folder`, by file.
 
     Attributes
     ----------
@@ -146,7 +146,7 @@ class SimilarityIndex:
         columns = pq.read_table(list_path, columns=["path", "sha256"]).to_pydict()
         if index.ntotal != len(columns["path"]):
             raise ValueError(
-                f"{index_path} holds {index.ntotal} vectors but {list_path} lists {len(columns['path'])} files; "
+                f"{index_path} contains {index.ntotal} vectors but {list_path} lists {len(columns['path'])} files; "
                 f"rebuild it with `eclu index build {run_dir}` and add the extra folders again"
             )
         return cls(run_dir, index, columns["path"], columns["sha256"])

@@ -33,14 +33,19 @@ EXPECTED_KIND = {
 def write_variants(source, out_dir, stem: str | None = None, variants=VARIANTS) -> dict[str, Path]:
     """Write edited copies of one image into ``out_dir``.
 
-    The edits are: ``copy`` (the same bytes), ``png`` (lossless PNG of the
-    upright pixels), ``png_text`` (the same PNG with a text chunk, so other
-    bytes but equal pixels), ``half`` (resized to half width and height,
-    JPEG quality 90), ``jpeg40`` (JPEG quality 40), ``exif6`` (pixels
-    rotated 90 degrees counter-clockwise and EXIF orientation 6, so viewers
-    show it upright; JPEG quality 90), ``cmyk`` (converted to CMYK, JPEG
-    quality 90) and ``crop5`` (5% of the width and of the height cut off,
-    half on each side; JPEG quality 90).
+    The edits are:
+
+    * ``copy``: the same bytes;
+    * ``png``: a lossless PNG of the upright pixels;
+    * ``png_text``: the same PNG with a text chunk, so other bytes but equal pixels;
+    * ``half``: resized to half width and height;
+    * ``jpeg40``: JPEG quality 40;
+    * ``exif6``: pixels turned 90 degrees counter-clockwise with EXIF
+      orientation 6, so viewers show the picture upright;
+    * ``cmyk``: converted to CMYK;
+    * ``crop5``: 5% of the width and of the height cut off, half on each side.
+
+    Every JPEG copy except ``jpeg40`` is saved at quality 90.
 
     Parameters
     ----------
@@ -107,8 +112,8 @@ def _write_variant(name: str, image: Image.Image, source: Path, target: Path) ->
     elif name == "jpeg40":
         image.save(target, format="JPEG", quality=40)
     elif name == "exif6":
-        # Orientation 6 tells viewers to turn the stored pixels 90 degrees
-        # clockwise, which undoes this counter-clockwise turn.
+        # Orientation 6 means "turn the stored pixels 90 degrees clockwise to
+        # display", which undoes this counter-clockwise turn.
         exif = Image.Exif()
         exif[0x0112] = 6
         image.transpose(Image.Transpose.ROTATE_90).save(target, format="JPEG", quality=90, exif=exif)

@@ -22,6 +22,8 @@ _COMMAND_MODULES = [
     "similar",
     "index",
     "report",
+    "bench",
+    "datasets",
 ]
 
 

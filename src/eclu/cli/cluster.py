@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
 
 from ..cluster import ALGORITHMS
 from .._faiss_kmeans import CLUSTER_ENGINES
+from ..conditioning import CONDITIONINGS
 from ._common import add_backbone_options, add_engine_options, add_logging_options, positive_int, setup_logging
+
+
+def n_clusters_value(text: str):
+    """Parse ``-k``: a positive integer or ``auto``."""
+    if text == "auto":
+        return "auto"
+    try:
+        return positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text}") from None
 
 
 def add_parser(subparsers) -> None:
@@ -19,8 +31,38 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("input", type=Path, help="folder of images, scanned recursively")
     parser.add_argument("--out", type=Path, required=True, help="run folder to write")
-    parser.add_argument("-k", "--n-clusters", type=positive_int, default=8, help="number of clusters (default: 8)")
-    parser.add_argument("--algorithm", choices=ALGORITHMS, default="kmeans", help="clustering algorithm (default: kmeans)")
+    parser.add_argument(
+        "-k",
+        "--n-clusters",
+        type=n_clusters_value,
+        default=8,
+        help="number of clusters, or 'auto' to choose it by the cosine silhouette of k-means (default: 8)",
+    )
+    parser.add_argument(
+        "--max-clusters",
+        type=positive_int,
+        default=30,
+        help="largest number of clusters tried by -k auto (default: 30)",
+    )
+    parser.add_argument(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default="kmeans",
+        help="clustering algorithm; hdbscan finds its own number of clusters and labels noise -1 (default: kmeans)",
+    )
+    parser.add_argument(
+        "--condition",
+        choices=CONDITIONINGS,
+        default="none",
+        help="feature conditioning before clustering: L2 normalisation, centring, PCA with or without "
+        "whitening (default: none)",
+    )
+    parser.add_argument(
+        "--pca-components",
+        type=positive_int,
+        default=128,
+        help="principal components kept by the pca-* conditionings (default: 128)",
+    )
     parser.add_argument("--random-state", type=int, default=0, help="seed for clustering (default: 0)")
     parser.add_argument("--export", choices=("links", "copy"), help="also write one folder per cluster")
     parser.add_argument(
@@ -86,6 +128,9 @@ def run(args) -> int:
         quantize=args.quantize,
         num_threads=args.num_threads,
         cluster_engine=args.cluster_engine,
+        condition=args.condition,
+        pca_components=args.pca_components,
+        max_clusters=args.max_clusters,
     )
     summary = result.summary
     counts = summary["counts"]

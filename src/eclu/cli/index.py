@@ -46,7 +46,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from ..similar import SimilarityIndex
 
-    setup_logging(args, args.run)
+    # Log into the run folder only when it is one, so a mistyped path gets no eclu.log.
+    setup_logging(args, args.run if (args.run / "summary.json").is_file() else None)
     if args.action == "build":
         index = SimilarityIndex.build(args.run)
         print(f"Indexed {len(index)} images in {args.run}.")

@@ -26,7 +26,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from ..outliers import find_outliers
 
-    setup_logging(args, args.run)
+    # Log into the run folder only when it is one, so a mistyped path gets no eclu.log.
+    setup_logging(args, args.run if (args.run / "summary.json").is_file() else None)
     ranking = find_outliers(args.run, k=args.neighbors)
     print_table([(rank, path, f"{score:.4f}") for rank, path, score in ranking.top(args.top)], ("rank", "path", "score"))
     print(f"All {len(ranking.paths)} images, ranked: {args.run / 'outliers.csv'}")

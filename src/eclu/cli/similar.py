@@ -27,7 +27,8 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from ..similar import SimilarityIndex
 
-    setup_logging(args, args.run)
+    # Log into the run folder only when it is one, so a mistyped path gets no eclu.log.
+    setup_logging(args, args.run if (args.run / "summary.json").is_file() else None)
     index = SimilarityIndex.load(args.run)
     matches = index.search(args.query, top=args.top, weights=args.weights)
     print_table([(match.rank, match.path, f"{match.similarity:.4f}") for match in matches], ("rank", "path", "similarity"))

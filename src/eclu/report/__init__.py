@@ -10,6 +10,7 @@ The report is written to ``RUN/report/``::
     skipped.html            files that were not clustered, with the reason
     figures/*.png           cluster sizes, the map and a contact sheet per cluster
     thumbs/SIZE/xx/HASH.jpg thumbnails keyed by the SHA-256 of the image file
+    map-coordinates.npy     the map, reused while the embeddings and map parameters are unchanged
 
 Every page is self-contained (inline CSS and JavaScript), makes no network
 request and links only to files inside the report folder, except the links
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ._data import RunData, load_run
-from ._map import MAP_METHODS, project
+from ._map import MAP_METHODS, cached_project
 from ._render import (
     bar_chart,
     cluster_base,
@@ -189,7 +190,7 @@ def build_report(
     projection = None
     if data.embeddings is not None and len(data.paths):
         lap("pages")
-        projection = project(data.embeddings, map_method, fit_size=map_fit_size, random_state=random_state)
+        projection = cached_project(data.embeddings, report_dir, map_method, fit_size=map_fit_size, random_state=random_state)
         lap("map")
         write("map.html.j2", "map.html", {"title": "Map", **view.map_context(projection, map_points, random_state)})
 

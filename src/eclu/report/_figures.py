@@ -96,6 +96,10 @@ def plot_contact_sheet(thumbnails: list, title: str, path: Path, size: int) -> N
             continue
         with Image.open(thumbnail) as image:
             image.load()
+            scale = size / max(image.width, image.height)
+            if scale > 1:
+                # Small originals (icons, CIFAR's 32 x 32) are enlarged to fill the cell.
+                image = image.resize((round(image.width * scale), round(image.height * scale)), Image.NEAREST)
             x = (index % columns) * cell + (cell - image.width) // 2
             y = (index // columns) * cell + (cell - image.height) // 2
             sheet.paste(image.convert("RGB"), (x, y))
