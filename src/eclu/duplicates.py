@@ -435,7 +435,7 @@ class _FileFacts:
         try:
             return os.stat(self.root / self.paths[row])
         except OSError as error:
-            logger.warning("Cannot read the size and time of %s: %s", self.root / self.paths[row], error)
+            logger.warning("Failed to read the size and modification time of %s, so it is kept last: %s", self.root / self.paths[row], error)
             return None
 
     def keep_key(self, row: int, policy: str, prefixes) -> tuple:
