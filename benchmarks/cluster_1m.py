@@ -1,8 +1,8 @@
 """Cluster 1,000,000 synthetic 1280-d embeddings from a feature store within a few GB.
 
 The script writes ``--n`` synthetic non-negative 1280-d vectors (around
-200 centres of uneven size) to a feature store in shards, then clusters
-them without ever holding the 1280-d matrix in memory: PCA to ``--dim``
+200 centres of uneven size) to a feature store in shards. It then clusters
+them without holding the 1280-d matrix in memory. PCA to ``--dim``
 dimensions is fitted on a random sample of 50,000 vectors, every shard is
 projected as it is read, and FAISS k-means clusters the projected matrix.
 It prints the time of each stage and the peak resident set size.
@@ -42,7 +42,7 @@ def fake_hash(index: int) -> str:
 
 
 def write_store(root: Path, n: int, seed: int = 0):
-    """Write ``n`` synthetic vectors to a feature store unless it already holds them."""
+    """Write ``n`` synthetic vectors to a feature store unless it already contains them."""
     from eclu.store import FeatureStore
 
     store = FeatureStore(root, IDENTITY)

@@ -1,9 +1,9 @@
 """Show that peak memory while embedding does not grow with the number of images.
 
 For each count N it makes a folder of N symbolic links to the cifar10-test
-images (repeated under new names), then scans and embeds it into an empty
-feature store in a fresh process and prints the peak resident set size of
-that process and of its decode processes.
+images (repeated under new names). A fresh process scans and embeds that
+folder into an empty feature store, then prints its peak resident set size
+and that of its decode processes.
 
 ``--model stub`` (the default) keeps the whole decode, preprocessing and
 store path but replaces the network with average pooling and a fixed linear
@@ -70,7 +70,7 @@ def stub_backbone():
     ).eval()
     with torch.no_grad():
         model[2].weight.copy_(torch.randn(1280, 48, generator=generator))
-    spec = BackboneSpec("stub", "stub", description="pooling and a fixed linear map; no network")
+    spec = BackboneSpec("stub", "stub", description="pooling and a fixed linear map instead of a network")
     return Backbone(spec, model, real.data_config, 1280, "stub")
 
 
@@ -109,7 +109,7 @@ def child(count: int, model: str, work: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--counts", type=int, nargs="+", default=[10_000, 100_000], help="image counts")
+    parser.add_argument("--counts", type=int, nargs="+", default=[10_000, 100_000], help="numbers of images to embed, one run each")
     parser.add_argument("--model", choices=("stub", "onnx"), default="stub", help="network (default: stub)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "eclu-embed-memory", help="scratch folder")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)

@@ -2,7 +2,7 @@
 
 Both cluster the same synthetic embeddings: ``--n`` vectors of ``--dim``
 dimensions, non-negative like pooled ReLU features, drawn around 2 * k
-centres of different sizes so that k-means has no exact answer. Both get
+centres of different sizes, so no k-means solution is exact. Both get
 ``--n-init`` restarts with k-means++ seeding; the table shows wall time,
 inertia and the ratios.
 

@@ -2,8 +2,9 @@
 
 Each fit runs in a fresh process on synthetic 1280-d embeddings (the
 generator of ``faiss_kmeans.py``) with ``max_fit_samples`` above the input
-size, so the algorithm sees every point. The extra peak RSS is the process's
-peak minus its RSS just before the fit, when the input is already in memory. The numbers check the defaults of
+size, so the algorithm fits every point. The extra peak RSS is the process's
+peak minus its RSS just before the fit, when the input is already in memory.
+The numbers check the defaults of
 ``eclu.cluster.DEFAULT_FIT_LIMITS``, above which ECLU fits a random sample
 and assigns the other points to the nearest centre.
 
@@ -51,8 +52,8 @@ def child(algorithm: str, n: int, k: int) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--agglomerative", type=int, nargs="*", default=[2500, 5000, 10000], help="sizes")
-    parser.add_argument("--birch", type=int, nargs="*", default=[25000, 50000, 100000], help="sizes")
+    parser.add_argument("--agglomerative", type=int, nargs="*", default=[1000, 2000, 4000], help="agglomerative input sizes")
+    parser.add_argument("--birch", type=int, nargs="*", default=[10000, 20000, 40000], help="BIRCH input sizes")
     parser.add_argument("--k", type=int, default=50, help="number of clusters (default: 50)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

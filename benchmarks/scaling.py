@@ -5,8 +5,8 @@ by ``embed_memory.py``'s folder helper): ``scan`` and ``cluster`` (k-means,
 k=10, ECLU's automatic engine, on synthetic 1280-d vectors of that count)
 are measured at every count. ``read+hash``, ``decode``, ``preprocess`` and
 ``inference`` (ONNX engine) are measured per image on the first
-``--sample`` images and multiplied by the count; the table marks these as
-extrapolated.
+``--sample`` images and multiplied by the count. The table marks these
+extrapolated values with ``*``.
 
 Size series: ``--sample`` photos of ``benchmarks/make_large_jpegs.py``,
 saved as JPEG with a longer side from 32 to 3000 pixels; each stage is timed
@@ -73,7 +73,7 @@ def per_image_stages(paths, backbone, engine) -> dict[str, float]:
 
 
 def size_folder(size: int, photos: list[Path], work: Path) -> list[Path]:
-    """Save ``photos`` with a longer side of ``size`` pixels; return the files."""
+    """Save ``photos`` with a longer side of ``size`` pixels and return the new files."""
     from PIL import Image
 
     folder = work / f"size-{size}"
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
     # Size series.
     photos = sorted(args.photos.glob("*.jpg"))[: args.sample]
     if not photos:
-        raise SystemExit(f"no photos in {args.photos}; run benchmarks/make_large_jpegs.py first")
+        raise SystemExit(f"no JPEG photos found in {args.photos}: run benchmarks/make_large_jpegs.py first")
     size_rows = []
     for size in SIZES:
         paths = size_folder(size, photos, args.work)

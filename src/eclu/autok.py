@@ -3,8 +3,8 @@
 The criterion is the mean silhouette coefficient with cosine distance,
 computed on L2-normalised principal components of a random sample of the
 embeddings. Each k in ``2 .. min(n_distinct - 1, max_clusters)`` is
-clustered with k-means on that sample and scored; the k with the highest
-score wins, ties going to the smaller k. The whole curve is returned so a
+clustered with k-means on that sample and scored. The k with the highest
+score wins, and ties go to the smaller k. The whole curve is returned so a
 report can plot it.
 """
 

@@ -1,8 +1,8 @@
 """Benchmark: every backbone x algorithm on a labelled folder, as a table and a chart.
 
-For each backbone the images are embedded once (or read from a feature
-store), then every algorithm clusters the same embeddings into as many
-clusters as there are classes and is scored with ACC, NMI and ARI against
+For each backbone the images are embedded once or read from a feature
+store. Every algorithm then clusters the same embeddings into as many
+clusters as there are classes, and is scored with ACC, NMI and ARI against
 the top-level folder names. A backbone spec ``"A+B"`` clusters the
 concatenation of the conditioned embeddings of A and B; the algorithm
 ``"head-agree"`` on such a spec instead trains one head per space so that

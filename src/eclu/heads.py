@@ -2,18 +2,16 @@
 
 A head maps an embedding to a probability over ``n_clusters`` clusters. It
 is trained so that an embedding and its nearest neighbours get the same
-cluster while all clusters stay in use. This follows SCAN (Van Gansbeke et
-al., "SCAN: Learning to Classify Images without Labels", ECCV 2020) for the
-neighbour-consistency loss and TEMI (Adaloglou et al., "Exploring the
-Limits of Deep Image Clustering using Pretrained Models", BMVC 2023) for
-the pointwise-mutual-information loss and for training several heads at
-once and keeping the one with the lowest loss.
+cluster while all clusters stay in use, in the spirit of SCAN
+(neighbour consistency plus an entropy term on the mean assignment) and
+TEMI (a pointwise-mutual-information loss that divides by the running
+cluster marginals). Several heads are trained at once and the one with the
+lowest loss is kept.
 
 Several embedding spaces of the same images (one per backbone) can be
 clustered together: each space gets its own heads, and the heads of
-different spaces are trained to agree on every image, in the spirit of
-TURTLE (Gadetsky et al., "Let Go of Your Labels with Unsupervised
-Transfer", ICML 2024).
+different spaces are also trained to agree on every image, in the spirit
+of TURTLE.
 
 Training runs on the CPU with PyTorch; nearest neighbours are mined with
 FAISS. Everything random draws from generators seeded by ``random_state``,
@@ -212,8 +210,8 @@ class ClusteringHead(ClusterMixin, BaseEstimator):
         views = [np.ascontiguousarray(l2_normalize(view), dtype=np.float32) for view in views]
         n = len(views[0])
         generator = torch.Generator().manual_seed(int(self.random_state))
-        # Pairs come from the neighbours of all views concatenated, so every
-        # head sees the same pairs.
+        # Pairs come from the neighbours of all views concatenated, so the
+        # heads of every view train on the same pairs.
         joint = np.concatenate(views, axis=1) if len(views) > 1 else views[0]
         neighbors = torch.from_numpy(mine_neighbors(joint, self.n_neighbors))
         inputs = [torch.from_numpy(view) for view in views]
@@ -246,6 +244,7 @@ class ClusteringHead(ClusterMixin, BaseEstimator):
         # Heads of all views are ranked together by their summed loss.
         self.best_head_ = int(losses.sum(dim=0).argmin())
         probabilities = self._predict_views(models, inputs)
+        self.n_self_labelled_ = 0
         if self.self_label:
             probabilities = self._self_label(models, inputs, probabilities, generator)
         self.models_ = models
@@ -285,13 +284,15 @@ class ClusteringHead(ClusterMixin, BaseEstimator):
                 with torch.no_grad():
                     batch_marginal = 0.5 * (p_anchor.mean(dim=0) + p_partner.mean(dim=0))
                     marginals[view].mul_(0.9).add_(0.1 * batch_marginal)
-                # TEMI's symmetric PMI loss: -log sum_k (p_a p_b)^beta / marginal_k.
+                # PMI loss: -log sum_k (p_a p_b)^beta / marginal_k.
+                # NOTE: both sides of the pair get gradients; TEMI instead uses
+                # an exponential-moving-average teacher for one side.
                 joint = ((p_anchor * p_partner).clamp_min(1e-12) ** self.beta / marginals[view]).sum(dim=-1)
                 total.append(-joint.clamp_min(1e-12).log().mean(dim=0))
         losses = torch.stack(total)
         if len(models) > 1:
             # Agreement between spaces: cross-entropy of each space's
-            # assignment against the mean of the others, per head.
+            # assignment against the mean assignment of all spaces, per head.
             mean_all = torch.stack(anchor_probs).mean(dim=0).detach()
             agreement = torch.stack(
                 [-(mean_all * p.clamp_min(1e-8).log()).sum(dim=-1).mean(dim=0) for p in anchor_probs]

@@ -51,14 +51,17 @@ def add_parser(subparsers) -> None:
         help=f"comma-separated, from {', '.join(BENCH_ALGORITHMS)} "
         "(default: kmeans,minibatch-kmeans,birch,agglomerative)",
     )
+
     parser.add_argument(
         "--condition", choices=CONDITIONINGS, default="none", help="feature conditioning before clustering (default: none)"
     )
     parser.add_argument("-k", "--n-clusters", type=positive_int, help="clusters to ask for (default: number of classes)")
+
     parser.add_argument("--cache", type=Path, help="feature store folder to reuse embeddings (default: temporary)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default: 64)")
     parser.add_argument("--num-workers", type=non_negative_int, default=None, help="decode processes")
     parser.add_argument("--random-state", type=int, default=0, help="seed of every algorithm (default: 0)")
+
     parser.add_argument(
         "--in-process",
         dest="isolate",
