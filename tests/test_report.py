@@ -104,13 +104,13 @@ def test_cluster_pages_nearest_first(report_run):
     run_dir, _ = report_run
     report_dir = run_dir / "report"
     for cluster, items in cluster_members(run_dir).items():
-        shown = []
+        listed = []
         for page in page_files(report_dir, f"cluster-{cluster:03d}"):
             html = page.read_text(encoding="utf-8")
-            shown.extend(re.findall(r'<span class="path">([^<]*)</span><br>distance ([0-9.e+-]+)', html))
+            listed.extend(re.findall(r'<span class="path">([^<]*)</span><br>distance ([0-9.e+-]+)', html))
         expected = sorted(items, key=lambda item: item[1])
-        assert [unescape_html(path) for path, _ in shown] == [path for path, _ in expected]
-        distances = [float(distance) for _, distance in shown]
+        assert [unescape_html(path) for path, _ in listed] == [path for path, _ in expected]
+        distances = [float(distance) for _, distance in listed]
         assert distances == sorted(distances)
 
 

@@ -221,9 +221,9 @@ def test_hostile_name_renders_as_text(watch, served_run):
         page.wait_for_load_state("load")
         assert page.locator("[onerror]").count() == 0, name
         if name.startswith("cluster-") and hostile_path in page.inner_text("#members"):
-            shown = page.locator("#members .path", has_text="onerror")
-            assert shown.count() == 1
-            assert shown.inner_text() == hostile_path
+            caption = page.locator("#members .path", has_text="onerror")
+            assert caption.count() == 1
+            assert caption.inner_text() == hostile_path
             shown_on.append(name)
             watch.screenshot("hostile-name")
     assert len(shown_on) == 1

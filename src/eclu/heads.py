@@ -202,6 +202,17 @@ class ClusteringHead(ClusterMixin, BaseEstimator):
 
     def fit_views(self, views: Sequence[np.ndarray]) -> "ClusteringHead":
         """Train on one or more embedding spaces of the same samples."""
+        # The heads are small matrices, so thread start-up and synchronisation
+        # cost more than they save: training runs on one PyTorch thread, and
+        # the caller's thread count is restored afterwards.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._fit_views(views)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit_views(self, views: Sequence[np.ndarray]) -> "ClusteringHead":
 
         from .conditioning import l2_normalize
 
