@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import shutil
@@ -26,6 +27,24 @@ def report_run(tmp_path_factory, feature_cache):
     run_dir = make_report_run(tmp_path_factory.mktemp("report-run"), feature_cache)
     report = build_report(run_dir, page_size=PAGE_SIZE, map_method="pca", num_workers=2)
     return run_dir, report
+
+
+@pytest.fixture
+def cli_logging():
+    """Remove the log handlers that a CLI call adds, so later records do not go to a closed capture."""
+    logger = logging.getLogger("eclu")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    for handler in list(logger.handlers):
+        if handler not in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+    logger.setLevel(level)
+
+
+def as_int(text: str) -> int:
+    """Parse a count as the report prints it, with thousands separators."""
+    return int(text.replace(",", ""))
 
 
 def cluster_members(run_dir: Path) -> dict:
@@ -78,13 +97,13 @@ def test_overview_counts_equal_summary(report_run):
     summary = read_summary(run_dir / "summary.json")
     page = parse_page(run_dir / "report" / "index.html")
     skipped_total = sum(summary["counts"]["skipped"].values())
-    assert int(page.text["count-ok"]) == summary["counts"]["ok"] == 62
-    assert int(page.text["count-files"]) == summary["counts"]["files"] == 64
-    assert int(page.text["count-skipped"]) == skipped_total == 2
-    assert int(page.text["count-clusters"]) == summary["n_clusters_found"]
+    assert as_int(page.text["count-ok"]) == summary["counts"]["ok"] == 62
+    assert as_int(page.text["count-files"]) == summary["counts"]["files"] == 64
+    assert as_int(page.text["count-skipped"]) == skipped_total == 2
+    assert as_int(page.text["count-clusters"]) == summary["n_clusters_found"]
     assert page.text["algorithm"] == "kmeans"
     assert page.text["backbone"].startswith("efficientnet_lite0")
-    assert int(page.text["k"]) == 4
+    assert as_int(page.text["k"]) == 4
     assert page.text["metric-acc"] == f"{summary['metrics']['acc']:.4f}"
     assert page.text["metric-nmi"] == f"{summary['metrics']['nmi']:.4f}"
     assert page.text["metric-ari"] == f"{summary['metrics']['ari']:.4f}"
@@ -275,7 +294,7 @@ def test_project_umap_fits_on_sample():
     assert (nearest == labels).mean() > 0.95
 
 
-def test_cli_report_command(report_run, capsys):
+def test_cli_report_command(report_run, capsys, cli_logging):
     from eclu.cli import main
 
     run_dir, _ = report_run
@@ -296,7 +315,7 @@ def test_cli_cluster_no_report_flag():
     assert parser.parse_args(["cluster", "images", "--out", "run", "--no-report"]).report is False
 
 
-def test_cli_report_missing_run(tmp_path, capsys):
+def test_cli_report_missing_run(tmp_path, capsys, cli_logging):
     from eclu.cli import main
 
     status = main(["report", str(tmp_path / "absent")])
@@ -315,7 +334,7 @@ def test_cluster_folder_writes_report(report_run, feature_cache, tmp_path):
     assert (report_dir / "index.html").is_file()
     assert (report_dir / "map.html").is_file()
     page = parse_page(report_dir / "index.html")
-    assert int(page.text["count-ok"]) == len(run.paths) == 62
+    assert as_int(page.text["count-ok"]) == len(run.paths) == 62
     assert "UMAP of all 62 images" in (report_dir / "map.html").read_text(encoding="utf-8")
 
     cluster_folder(images, tmp_path / "quiet", n_clusters=3, cache_dir=feature_cache, num_workers=0, report=False)
@@ -328,8 +347,8 @@ def test_report_on_cifar_run(cifar1000_run):
     report_dir = cifar1000_run.out_dir / "report"
     summary = read_summary(cifar1000_run.out_dir / "summary.json")
     page = parse_page(report_dir / "index.html")
-    assert int(page.text["count-ok"]) == 1000
-    assert int(page.text["count-clusters"]) == 10
+    assert as_int(page.text["count-ok"]) == 1000
+    assert as_int(page.text["count-clusters"]) == 10
     assert page.text["metric-acc"] == f"{summary['metrics']['acc']:.4f}"
     assert summary["metrics"]["acc"] > 0.3
     assert len(list((report_dir / "figures").glob("contact-sheet-*.png"))) == 10
