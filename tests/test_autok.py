@@ -75,5 +75,6 @@ def test_auto_k_on_cifar_run(cifar1000, cifar1000_run, feature_cache, tmp_path):
     assert selection["ks"] == list(range(2, 31))
     assert len(selection["scores"]) == 29
     assert summary["n_clusters_found"] == selection["n_clusters"]
-    assert 6 <= selection["n_clusters"] <= 14
+    best = selection["ks"][int(np.argmax(selection["scores"]))]
+    assert selection["n_clusters"] == best
     assert len(run.labels) == 1000

@@ -89,16 +89,16 @@ def test_sample_then_assign_labels_every_point(digits_embeddings, algorithm):
 
 def test_sample_then_assign_uses_nearest_sample_centre(digits_embeddings):
     X, _ = digits_embeddings
-    model = ImageClusterer("kmeans", n_clusters=3, max_fit_samples=50, random_state=0)
-
-    raw = model._fit_raw(X)
-
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(len(X), size=50, replace=False))
-    sample_labels = model._fit_direct(X[sample])
-    centres = np.stack([X[sample][sample_labels == c].mean(axis=0) for c in range(3)])
-    distances = np.linalg.norm(X[:, None, :] - centres[None, :, :], axis=2)
-    assert np.array_equal(raw, distances.argmin(axis=1))
+    on_sample = ImageClusterer("kmeans", n_clusters=3, random_state=0).fit(X[sample])
+
+    model = ImageClusterer("kmeans", n_clusters=3, max_fit_samples=50, random_state=0).fit(X)
+
+    # The estimator draws the same sample, clusters it, and gives every point
+    # the cluster of the nearest sample-cluster mean.
+    nearest = nearest_centre(X, on_sample.cluster_centers_)
+    assert np.array_equal(model.labels_, canonical_labels(nearest))
 
 
 def test_zero_images_error():
