@@ -415,7 +415,7 @@ def _quantize_int8(backbone, float_path: Path, out_path: Path) -> None:
 
     # NOTE: on EfficientNet-Lite0 the int8 embeddings keep a mean cosine
     # similarity of only about 0.6 to the float32 ones, and ONNX Runtime 1.32
-    # ran them no faster on a 2-core Xeon without VNNI. The QOperator format,
+    # ran them no faster on a 2-core Xeon with AVX-512 VNNI. The QOperator format,
     # per-tensor weights and float32 depthwise convolutions did no better.
     quantize_static(
         str(prepared_path),
