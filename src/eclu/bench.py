@@ -219,7 +219,6 @@ def _cluster_job(job):
 
     Runs in a child process when the benchmark isolates algorithms.
     """
-    from ._resources import peak_rss_bytes
     from .cluster import ImageClusterer
     from .conditioning import l2_normalize, make_conditioner
 
@@ -238,12 +237,31 @@ def _cluster_job(job):
             from .heads import ClusteringHead
 
             labels = canonical_labels(ClusteringHead(k, random_state=random_state).fit(conditioned).labels_)
-            return labels, time.perf_counter() - tick, peak_rss_bytes()
+            return labels, time.perf_counter() - tick, _process_peak_rss_bytes()
         X, step_condition = np.concatenate(conditioned, axis=1) / np.sqrt(len(views)), "none"
     else:
         X, step_condition = views[0], condition
     clusterer = ImageClusterer(algorithm, k, condition=step_condition, random_state=random_state).fit(X)
-    return clusterer.labels_, time.perf_counter() - tick, peak_rss_bytes()
+    return clusterer.labels_, time.perf_counter() - tick, _process_peak_rss_bytes()
+
+
+def _process_peak_rss_bytes() -> int:
+    """Return this process's peak RSS since its last exec.
+
+    Linux keeps ``ru_maxrss`` across fork and exec, so a spawned child would
+    report its parent's peak. ``VmHWM`` in ``/proc/self/status`` starts again
+    at exec; other systems fall back to ``ru_maxrss``.
+    """
+    from ._resources import peak_rss_bytes
+
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return peak_rss_bytes()
 
 
 def _score_row(spec, algorithm, condition, classes, labels, embed_seconds, n_embedded, seconds, peak) -> BenchRow:
