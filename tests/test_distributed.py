@@ -280,3 +280,16 @@ def test_too_many_workers_rejected(ray_cluster, digits_folder, tmp_path, lite0):
     with pytest.raises(ValueError, match="leaves less than one CPU for decoding"):
         embed_entries_ray(scan_folder(digits_folder), lite0, store, workers=3)
     assert store.hashes() == set()
+
+
+def test_unreachable_address_fails_fast():
+    import socket
+
+    from eclu.distributed import _probe_address
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    # Nothing listens on the port any more, so the probe is refused at once.
+    with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}"):
+        _probe_address(f"127.0.0.1:{port}", timeout=5.0)

@@ -130,3 +130,28 @@ def test_scan_empty_folder(tmp_path):
 )
 def test_sniff_format(head, expected):
     assert sniff_format(head) == expected
+
+
+def test_scan_skips_output_folders(tmp_path):
+    root = tmp_path / "input"
+    (root / "photos").mkdir(parents=True)
+    shutil.copy(FIXTURES / "china.jpg", root / "photos" / "a.jpg")
+    run = root / "run"
+    (run / "report" / "thumbs").mkdir(parents=True)
+    shutil.copy(FIXTURES / "china.jpg", run / "report" / "thumbs" / "t.jpg")
+    cache = root / "cache"
+    cache.mkdir()
+    shutil.copy(FIXTURES / "china.jpg", cache / "c.jpg")
+
+    assert [entry.path for entry in scan_folder(root)] == ["cache/c.jpg", "photos/a.jpg", "run/report/thumbs/t.jpg"]
+    assert [entry.path for entry in scan_folder(root, exclude=[run, cache])] == ["photos/a.jpg"]
+
+    (run / "manifest.csv").write_text("path\n", encoding="utf-8")
+    (run / "summary.json").write_text("{}", encoding="utf-8")
+    assert [entry.path for entry in scan_folder(root)] == ["cache/c.jpg", "photos/a.jpg"]
+
+
+def test_sniff_text_starting_with_p6(tmp_path):
+    assert sniff_format(b"P6 hello world!") is not None
+    assert sniff_format(b"P6hello world") is None
+    assert sniff_format(b"Pictures of cats") is None

@@ -7,7 +7,7 @@ import platform
 import resource
 import sys
 
-__all__ = ["peak_rss_bytes", "peak_rss_children_bytes", "package_versions"]
+__all__ = ["peak_rss_bytes", "package_versions"]
 
 _PACKAGES = ("eclu", "torch", "timm", "scikit-learn", "numpy", "pillow", "pillow-heif", "faiss-cpu", "pyarrow")
 
@@ -18,13 +18,12 @@ def _maxrss_to_bytes(value: int) -> int:
 
 
 def peak_rss_bytes() -> int:
-    """Return this process's peak resident set size in bytes."""
+    """Return this process's peak resident set size in bytes.
+
+    Decode workers are not included: a forked child inherits its parent's
+    ``ru_maxrss``, so the children's figure would only repeat the parent's.
+    """
     return _maxrss_to_bytes(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-
-
-def peak_rss_children_bytes() -> int:
-    """Return the largest peak resident set size of the finished child processes."""
-    return _maxrss_to_bytes(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
 def package_versions() -> dict:

@@ -280,6 +280,7 @@ def _connect(ray, address: str) -> bool:
         logger.info("Using the Ray cluster this process is already connected to")
         return False
     logger.info("Connecting to the Ray cluster at %s", address)
+    _probe_address(address)
     try:
         ray.init(address=address, logging_level=logging.WARNING)
     except ConnectionError as error:
@@ -289,6 +290,30 @@ def _connect(ray, address: str) -> bool:
             "or pass its address"
         ) from None
     return True
+
+
+def _probe_address(address: str, timeout: float = 10.0) -> None:
+    """Raise ConnectionError when HOST:PORT does not accept a TCP connection.
+
+    ``ray.init`` retries an unreachable address for minutes, so a plain TCP
+    connection with a timeout is tried first. ``auto`` and ``local`` are
+    left to Ray.
+    """
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, separator, port = target.rpartition(":")
+    if not separator or not port.isdigit() or not host:
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as error:
+        raise ConnectionError(
+            f"failed to connect to a Ray cluster at {address!r}: {error}. Start one with "
+            "`ray start --head` (and `ray start --address HEAD:6379` on the other nodes), "
+            "or pass its address"
+        ) from None
 
 
 def _check_resources(ray, workers: int, worker_cpus: float) -> None:

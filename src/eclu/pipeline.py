@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._resources import package_versions, peak_rss_bytes, peak_rss_children_bytes
+from ._resources import package_versions, peak_rss_bytes
 from .backbones import DEFAULT_BACKBONE, load_backbone
 from .cluster import ImageClusterer
 from .decode import DEFAULT_MAX_PIXELS, STATUSES
@@ -190,13 +190,17 @@ def cluster_folder(
     engine_id = engine_name(engine, quantize)
     if ray_address is not None and engine_id != "torch":
         raise ValueError(f"engine {engine_id!r} runs in this process only; use engine='torch' with ray_address")
+    if not input_dir.exists():
+        raise FileNotFoundError(f"input folder not found: {input_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
     tick = time.perf_counter()
-    entries = scan_folder(input_dir)
+    entries = scan_folder(input_dir, exclude=[out_dir] + ([cache_dir] if cache_dir is not None else []))
     timings["scan"] = time.perf_counter() - tick
     logger.info("Found %d image files under %s", len(entries), input_dir)
+    if not entries:
+        raise ValueError(f"no image files found under {input_dir}; check the path and that it contains images")
 
     tick = time.perf_counter()
     model = load_backbone(backbone, weights=weights)
@@ -284,9 +288,13 @@ def cluster_folder(
         "k_selection": clusterer.k_selection_.as_dict() if clusterer.k_selection_ is not None else None,
         "counts": counts,
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
+        # Images that came out ok, per second of scanning and embedding, store hits included.
         "images_per_second": round(counts["ok"] / embed_seconds, 2) if embed_seconds > 0 else None,
+        # Images the backbone embedded in this run, per second of the embed stage alone.
+        "embedded_images_per_second": (
+            round(counts["embedded"] / timings["embed"], 2) if counts["embedded"] and timings["embed"] > 0 else None
+        ),
         "peak_rss_bytes": peak_rss_bytes(),
-        "peak_rss_workers_bytes": peak_rss_children_bytes(),
         "metrics": None,
         "versions": package_versions(),
     }

@@ -65,7 +65,7 @@ def sniff_format(head: bytes) -> str | None:
             return "AVIF"
         if brand in (b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1", b"heim", b"heis"):
             return "HEIF"
-    if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"):
+    if head[:2] in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6") and head[2:3] in (b" ", b"\t", b"\n", b"\r", b"#"):
         return "PPM"
     return None
 
@@ -80,7 +80,20 @@ def _looks_like_image(path: Path) -> bool:
         return False
 
 
-def scan_folder(root, include_hidden: bool = False) -> list[ScanEntry]:
+def _is_run_folder(path: Path) -> bool:
+    """Return True for a folder that an ECLU run wrote (it has a manifest and a summary)."""
+    return (path / "manifest.csv").is_file() and (path / "summary.json").is_file()
+
+
+def _folder_identity(path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+def scan_folder(root, include_hidden: bool = False, exclude=None) -> list[ScanEntry]:
     """List the image files under ``root``, recursively, sorted by path.
 
     A file counts as an image when its extension is a known image extension
@@ -91,7 +104,10 @@ def scan_folder(root, include_hidden: bool = False) -> list[ScanEntry]:
     link loops end. Hidden files are listed with ``hidden=True`` and skipped
     by later stages; hidden folders and ``__MACOSX`` folders are not entered.
     A symbolic link with an image extension whose target is gone is listed,
-    and decoding reports it as ``missing``.
+    and decoding reports it as ``missing``. ECLU run folders (a folder with
+    both ``manifest.csv`` and ``summary.json``) and the folders in
+    ``exclude`` are not entered, so a run folder or feature store placed
+    inside the input never becomes input itself.
 
     Parameters
     ----------
@@ -99,6 +115,8 @@ def scan_folder(root, include_hidden: bool = False) -> list[ScanEntry]:
         Folder to scan. A single image file is accepted too.
     include_hidden : bool, default=False
         List hidden files as ordinary ones.
+    exclude : iterable of path-like, optional
+        Folders not to enter, such as the run's output and cache folders.
 
     Returns
     -------
@@ -123,6 +141,7 @@ def scan_folder(root, include_hidden: bool = False) -> list[ScanEntry]:
 
     entries: list[ScanEntry] = []
     visited: set[tuple[int, int]] = set()
+    excluded = {_folder_identity(path) for path in (exclude or ())} - {None}
     ignored = 0
     for folder, dirnames, filenames in os.walk(root, followlinks=True):
         stat = os.stat(folder)
@@ -137,6 +156,14 @@ def scan_folder(root, include_hidden: bool = False) -> list[ScanEntry]:
             for name in dirnames
             if name not in SKIPPED_FOLDERS and (include_hidden or not name.startswith("."))
         )
+        kept = []
+        for name in dirnames:
+            child = Path(folder) / name
+            if _folder_identity(child) in excluded or _is_run_folder(child):
+                logger.info("Skipping %s: it is an ECLU output folder, not input", child)
+                continue
+            kept.append(name)
+        dirnames[:] = kept
         relative_folder = Path(folder).relative_to(root)
         for name in sorted(filenames):
             absolute = Path(folder) / name

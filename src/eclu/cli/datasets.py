@@ -31,6 +31,15 @@ def run(args) -> int:
     from ..datasets import get_dataset
 
     setup_logging(args)
-    count = get_dataset(args.name, args.dir, split=args.split, download_dir=args.download_dir, progress=not args.quiet)
+    try:
+        count = get_dataset(
+            args.name, args.dir, split=args.split, download_dir=args.download_dir, progress=not args.quiet
+        )
+    except OSError as error:
+        # urllib's URLError is an OSError: no network, or the server refused.
+        raise ConnectionError(
+            f"failed to download {args.name}: {error}. Check the network connection, or place the "
+            "archive in the download folder (--download-dir) and run the command again"
+        ) from None
     print(f"Wrote {count} images of {args.name} ({args.split}) to {args.dir}; run `eclu bench {args.dir}` next.")
     return 0
