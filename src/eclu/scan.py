@@ -156,14 +156,14 @@ def scan_folder(root, include_hidden: bool = False, exclude=None) -> list[ScanEn
             for name in dirnames
             if name not in SKIPPED_FOLDERS and (include_hidden or not name.startswith("."))
         )
-        kept = []
+        entered = []
         for name in dirnames:
             child = Path(folder) / name
             if _folder_identity(child) in excluded or _is_run_folder(child):
                 logger.info("Skipping %s: it is an ECLU output folder, not input", child)
                 continue
-            kept.append(name)
-        dirnames[:] = kept
+            entered.append(name)
+        dirnames[:] = entered
         relative_folder = Path(folder).relative_to(root)
         for name in sorted(filenames):
             absolute = Path(folder) / name
