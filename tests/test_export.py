@@ -121,3 +121,14 @@ def test_export_rejects_mode(run):
 
     with pytest.raises(ValueError, match="mode must be 'links' or 'copy'"):
         export_clusters(run_dir, input_dir, mode="move")
+
+
+def test_export_noise_folder(run):
+    input_dir, run_dir = run
+    write_clusters(run_dir / "clusters.csv", PATHS, np.array([0, -1, 0, 1, -1, 1]), np.zeros(len(PATHS)))
+
+    target = export_clusters(run_dir, input_dir, mode="links")
+
+    noise = sorted(p.name for p in (target / "cluster-noise").iterdir())
+    assert noise == ["a__b__c.jpg", "a__flower.jpg"]
+    assert not any(p.name.startswith("cluster--") for p in target.iterdir())

@@ -67,7 +67,8 @@ def export_clusters(run_dir, input_dir, mode: str = "links", folder_name: str = 
     paths, labels, _ = read_clusters(run_dir / "clusters.csv")
     failed = 0
     for path, label in zip(paths, labels):
-        folder = target / f"cluster-{int(label):03d}"
+        # HDBSCAN marks noise with -1; its images go to one folder of their own.
+        folder = target / (f"cluster-{int(label):03d}" if label >= 0 else "cluster-noise")
         folder.mkdir(exist_ok=True)
         source = input_dir / path
         destination = _free_name(folder / _flat_name(path))
