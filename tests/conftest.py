@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-# Hub look-ups fail at once instead of retrying when a test asks for a hub model.
+# Hub look-ups fail at once instead of retrying when a test requests a hub model.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

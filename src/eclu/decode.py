@@ -1,4 +1,4 @@
-"""Decode: read one image file into an upright 8-bit RGB picture, or say why not."""
+"""Decode: read one image file into an upright 8-bit RGB picture, or report why it failed."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ _HEIF_REGISTERED = False
 
 @dataclass
 class DecodeResult:
-    """What decoding one file gave.
+    """Outcome of decoding one file.
 
     Attributes
     ----------
@@ -144,7 +144,7 @@ def decode_image(
     Returns
     -------
     DecodeResult
-        Never raises for a bad file: the status and reason say what failed.
+        Never raises for a bad file: the status and reason describe what failed.
     """
     if data is None:
         data, failure = read_file(path)

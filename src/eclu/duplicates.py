@@ -32,7 +32,7 @@ from PIL import Image
 from .backbones import DEFAULT_BACKBONE
 from .collection import embed_folder
 from .decode import DEFAULT_MAX_PIXELS, decode_image
-from .neighbors import nearest_neighbors, normalize_rows
+from .neighbors import distinct_contents, nearest_neighbors, normalize_rows
 
 logger = logging.getLogger(__name__)
 
@@ -329,14 +329,7 @@ def group_duplicates(
     root = Path(root) if root is not None else None
 
     # Identical files share one embedding, so search the distinct contents only.
-    distinct: dict[str, int] = {}
-    content_of = np.empty(n, dtype=np.int64)
-    first_row: list[int] = []
-    for row, sha in enumerate(hashes):
-        if sha not in distinct:
-            distinct[sha] = len(first_row)
-            first_row.append(row)
-        content_of[row] = distinct[sha]
+    content_of, first_row = distinct_contents(hashes)
     vectors = normalize_rows(np.asarray(embeddings)[first_row]) if first_row else np.zeros((0, 1), np.float32)
 
     floor = min(threshold, CANDIDATE_SIMILARITY if root is not None else threshold)

@@ -1,7 +1,7 @@
 """Embed: decode images in worker processes and run the backbone on batches.
 
 Files whose content hash already has an embedding in the feature store are
-read but not decoded, so a second run over a folder embeds only new or
+read but not decoded. So a second run over a folder embeds only new or
 changed files, and a run that was killed resumes where its last shard ended.
 """
 
@@ -26,7 +26,7 @@ __all__ = ["FileRecord", "embed_entries", "default_num_workers"]
 
 @dataclass
 class FileRecord:
-    """What the decode and embed stages found for one file; a ``manifest.csv`` row.
+    """Outcome of the decode and embed stages for one file, written as a ``manifest.csv`` row.
 
     ``source`` is ``"embedded"`` when this run computed the embedding,
     ``"store"`` when it was already in the feature store, and empty for files

@@ -23,7 +23,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Neighbors", "nearest_neighbors", "normalize_rows", "EXACT_SEARCH_MAX_ROWS"]
+__all__ = ["Neighbors", "distinct_contents", "nearest_neighbors", "normalize_rows", "EXACT_SEARCH_MAX_ROWS"]
 
 #: Above this many rows, ``method="auto"`` switches from exact to IVF search.
 EXACT_SEARCH_MAX_ROWS = 50_000
@@ -74,6 +74,27 @@ class Neighbors:
         unique = np.ones(len(low), dtype=bool)
         unique[1:] = (low[1:] != low[:-1]) | (high[1:] != high[:-1])
         return low[unique], high[unique], similarity[unique]
+
+
+def distinct_contents(hashes) -> tuple[np.ndarray, list[int]]:
+    """Group rows by content hash, so identical files are searched once.
+
+    Returns
+    -------
+    content_of : ndarray of int
+        For each row, the index of its distinct content.
+    first_row : list of int
+        For each distinct content, the first row that has it.
+    """
+    distinct: dict[str, int] = {}
+    content_of = np.empty(len(hashes), dtype=np.int64)
+    first_row: list[int] = []
+    for row, sha in enumerate(hashes):
+        if sha not in distinct:
+            distinct[sha] = len(first_row)
+            first_row.append(row)
+        content_of[row] = distinct[sha]
+    return content_of, first_row
 
 
 def normalize_rows(vectors, block_rows: int = 65_536) -> np.ndarray:

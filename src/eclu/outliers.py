@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .collection import load_run_embeddings
-from .neighbors import nearest_neighbors, normalize_rows
+from .neighbors import distinct_contents, nearest_neighbors, normalize_rows
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +80,7 @@ def outlier_scores(embeddings, k: int = 10, hashes: Sequence[str] | None = None,
         hashes = [str(row) for row in range(n)]
     if len(hashes) != n:
         raise ValueError(f"got {n} embeddings but {len(hashes)} hashes")
-    distinct: dict[str, int] = {}
-    content_of = np.empty(n, dtype=np.int64)
-    first_row: list[int] = []
-    for row, sha in enumerate(hashes):
-        if sha not in distinct:
-            distinct[sha] = len(first_row)
-            first_row.append(row)
-        content_of[row] = distinct[sha]
+    content_of, first_row = distinct_contents(hashes)
     if len(first_row) < 2:
         raise ValueError(f"outlier scores need at least 2 distinct images, got {len(first_row)}")
     vectors = normalize_rows(np.asarray(embeddings)[first_row])

@@ -97,8 +97,8 @@ def scan_folder(root, include_hidden: bool = False, exclude=None) -> list[ScanEn
     """List the image files under ``root``, recursively, sorted by path.
 
     A file counts as an image when its extension is a known image extension
-    (in any case) or when its first bytes are an image signature, so a PNG
-    named ``photo.dat`` is found and a text file named ``notes.jpg`` is
+    (in any case) or when its first bytes are an image signature. So a PNG
+    named ``photo.dat`` is found, and a text file named ``notes.jpg`` is
     listed and later reported as undecodable. Symbolic links to folders are
     followed once: a link back to a folder already visited is skipped, so
     link loops end. Hidden files are listed with ``hidden=True`` and skipped

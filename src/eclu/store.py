@@ -206,7 +206,7 @@ class ShardWriter:
         self.rows_written = 0
 
     def add(self, sha256: str, vector: np.ndarray, width: int, height: int) -> None:
-        """Buffer one embedding; flush when the buffer holds a full shard."""
+        """Buffer one embedding, and flush when the buffer contains a full shard."""
         self.add_batch([sha256], np.asarray(vector)[None, :], [(width, height)])
 
     def add_batch(self, hashes: Sequence[str], vectors: np.ndarray, sizes: Iterable[tuple[int, int]]) -> None:

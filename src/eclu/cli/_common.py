@@ -81,7 +81,12 @@ def setup_logging(args, log_dir: Path | None = None) -> None:
             root.removeHandler(handler)
             handler.close()
     console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    if args.quiet:
+        console.setLevel(logging.WARNING)
+    elif args.verbose:
+        console.setLevel(logging.DEBUG)
+    else:
+        console.setLevel(logging.INFO)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     console._eclu_cli = True
     root.addHandler(console)
