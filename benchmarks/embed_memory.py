@@ -74,9 +74,16 @@ def stub_backbone():
     return Backbone(spec, model, real.data_config, 1280, "stub")
 
 
+def peak_rss_children_bytes() -> int:
+    """Return the largest peak RSS of this process's finished children (the decode processes)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+
+
 def child(count: int, model: str, work: Path) -> None:
     """Embed ``count`` images in this process and print one JSON line of results."""
-    from eclu._resources import peak_rss_bytes, peak_rss_children_bytes
+    from eclu._resources import peak_rss_bytes
     from eclu.backbones import load_backbone
     from eclu.embed import embed_entries
     from eclu.scan import scan_folder

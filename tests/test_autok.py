@@ -11,30 +11,49 @@ from sklearn.datasets import make_blobs
 from eclu.autok import select_n_clusters
 
 
+@pytest.mark.parametrize("criterion", ["modularity", "silhouette"])
 @pytest.mark.parametrize("centers", [3, 6])
-def test_blobs_get_their_count(centers):
+def test_blobs_get_their_count(centers, criterion):
     X, _ = make_blobs(300, 16, centers=centers, cluster_std=1.0, random_state=centers)
-    selection = select_n_clusters(X, 12)
+    selection = select_n_clusters(X, 12, criterion=criterion)
     assert selection.n_clusters == centers
     assert selection.ks == list(range(2, 13))
     assert len(selection.scores) == len(selection.ks)
-    assert selection.criterion == "silhouette-cosine-pca"
+    assert selection.criterion == criterion
 
 
-def test_two_samples_one_cluster():
-    selection = select_n_clusters(np.array([[0.0, 1.0], [1.0, 0.0]]))
+def test_modularity_of_separate_groups():
+    # Three groups far apart: every neighbour edge stays inside a group, so
+    # modularity at k = 3 is 1 minus the sum of squared degree shares,
+    # close to 1 - 3 * (1/3) ** 2 = 2/3 for three groups of 100.
+    X, _ = make_blobs(300, 8, centers=3, cluster_std=0.1, center_box=(-50, 50), random_state=0)
+    selection = select_n_clusters(X, 6)
+    assert selection.scores[selection.ks.index(3)] == pytest.approx(2 / 3, abs=2e-3)
+    assert selection.n_clusters == 3
+
+
+def test_rejects_unknown_criterion():
+    with pytest.raises(ValueError, match="criterion must be one of modularity, silhouette"):
+        select_n_clusters(np.eye(5), 3, criterion="gap")
+
+
+@pytest.mark.parametrize("criterion", ["modularity", "silhouette"])
+def test_two_samples_one_cluster(criterion):
+    selection = select_n_clusters(np.array([[0.0, 1.0], [1.0, 0.0]]), criterion=criterion)
     assert selection.n_clusters == 1
     assert selection.ks == []
 
 
-def test_three_samples_two_clusters():
-    selection = select_n_clusters(np.array([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0]]))
+@pytest.mark.parametrize("criterion", ["modularity", "silhouette"])
+def test_three_samples_two_clusters(criterion):
+    selection = select_n_clusters(np.array([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0]]), criterion=criterion)
     assert selection.n_clusters == 2
     assert selection.ks == [2]
 
 
-def test_identical_samples_one_cluster():
-    assert select_n_clusters(np.ones((50, 8))).n_clusters == 1
+@pytest.mark.parametrize("criterion", ["modularity", "silhouette"])
+def test_identical_samples_one_cluster(criterion):
+    assert select_n_clusters(np.ones((50, 8)), criterion=criterion).n_clusters == 1
 
 
 def test_range_capped_by_distinct_rows():
@@ -71,8 +90,10 @@ def test_auto_k_on_cifar_run(cifar1000, cifar1000_run, feature_cache, tmp_path):
     run = cluster_folder(cifar1000, tmp_path / "run", n_clusters="auto", cache_dir=feature_cache, report=False)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     selection = summary["k_selection"]
-    assert selection["criterion"] == "silhouette-cosine-pca"
+    assert selection["criterion"] == "modularity"
     assert selection["ks"] == list(range(2, 31))
+    # Ten classes that overlap in Lite0's space, where the silhouette chooses 2.
+    assert 5 <= selection["n_clusters"] <= 12
     assert len(selection["scores"]) == 29
     assert summary["n_clusters_found"] == selection["n_clusters"]
     best = selection["ks"][int(np.argmax(selection["scores"]))]

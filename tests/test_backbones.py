@@ -94,6 +94,24 @@ def test_lite0_identity(lite0):
     assert lite0.resize_size == 256
 
 
+def test_crop_pct_replaces_backbone_crop(lite0):
+    full = load_backbone("efficientnet_lite0", crop_pct=1.0)
+
+    assert full.data_config["crop_pct"] == 1.0
+    assert full.identity()["crop_pct"] == 1.0
+    assert lite0.identity()["crop_pct"] == 0.875
+    # The shorter side is resized to the input size itself, not 224 / 0.875.
+    assert full.resize_size == 224
+    assert tuple(full.transform()(photo("china.jpg")).shape) == (3, 224, 224)
+    assert not np.allclose(embed_photos(full), embed_photos(lite0))
+
+
+@pytest.mark.parametrize("crop_pct", [0, -0.5, 1.5, True, "1.0"])
+def test_crop_pct_rejects_bad_values(crop_pct):
+    with pytest.raises(ValueError, match=r"crop_pct must be a number in \(0, 1\]"):
+        load_backbone("efficientnet_lite0", crop_pct=crop_pct)
+
+
 def test_registry_names():
     names = [spec.name for spec in list_backbones()]
 

@@ -259,6 +259,40 @@ def test_missing_originals_give_placeholders(report_run, tmp_path):
     assert "<img " not in html
 
 
+def test_overview_plots_k_selection(report_run, tmp_path):
+    run_dir, _ = report_run
+    copy = tmp_path / "auto-run"
+    copy.mkdir()
+    for name in ("clusters.csv", "manifest.csv", "embeddings.npy"):
+        shutil.copy(run_dir / name, copy / name)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["k_selection"] = {
+        "n_clusters": 4,
+        "criterion": "modularity",
+        "ks": [2, 3, 4, 5],
+        "scores": [0.41, 0.52, 0.61, 0.57],
+        "n_samples": 62,
+    }
+    (copy / "summary.json").write_text(json.dumps(summary))
+    report = build_report(copy, map_method="pca", input_dir=summary["input"])
+    assert "k-selection.png" in [path.name for path in report.figures]
+    html = (copy / "report" / "index.html").read_text(encoding="utf-8")
+    assert '<span id="k-chosen">4</span>' in html
+    assert "highest modularity" in html
+    chart = html[html.index('<svg id="k-chart"') : html.index("</svg>", html.index('<svg id="k-chart"'))]
+    assert chart.count("<circle") == 4
+    assert chart.count('fill="#d62728"') == 1
+    assert "k = 4: 0.6100" in chart
+    # The best score sits at the top of the chart, the worst at the bottom.
+    assert 'cx="320.0" cy="0.0"' in chart
+    assert 'cx="0.0" cy="160.0"' in chart
+
+
+def test_overview_without_k_selection_has_no_chart(report_run):
+    run_dir, _ = report_run
+    assert 'id="k-chart"' not in (run_dir / "report" / "index.html").read_text(encoding="utf-8")
+
+
 def test_build_report_rejects_bad_arguments(report_run, tmp_path):
     run_dir, _ = report_run
     with pytest.raises(ValueError, match="page_size"):

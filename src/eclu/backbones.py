@@ -20,6 +20,7 @@ import importlib
 import importlib.metadata
 import logging
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -225,7 +226,9 @@ class Backbone:
         return int(size / self.data_config["crop_pct"])
 
 
-def load_backbone(name: str = DEFAULT_BACKBONE, weights=None, device: str = "cpu") -> Backbone:
+def load_backbone(
+    name: str = DEFAULT_BACKBONE, weights=None, device: str = "cpu", *, crop_pct: float | None = None
+) -> Backbone:
     """Build a backbone by name and load its pretrained weights.
 
     Parameters
@@ -238,6 +241,12 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights=None, device: str = "cpu
         Overrides the package or hub weights.
     device : str, default="cpu"
         Torch device for the model.
+    crop_pct : float, optional
+        Share of the resized image kept by the centre crop, in (0, 1],
+        in place of the backbone's own (0.875 for EfficientNet-Lite0).
+        1.0 keeps the whole frame of square images, which suits small
+        images whose object fills the frame, such as CIFAR. It is part of
+        the feature-store key.
 
     Returns
     -------
@@ -252,6 +261,10 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights=None, device: str = "cpu
     import timm
     import torch
 
+    if crop_pct is not None and (isinstance(crop_pct, bool) or not isinstance(crop_pct, Real) or not 0.0 < crop_pct <= 1.0):
+        raise ValueError(
+            f"crop_pct must be a number in (0, 1], got {crop_pct!r}; pass for example 1.0 to keep the whole frame"
+        )
     spec = resolve_backbone(name)
     architecture = spec.timm_name.split(".", 1)[0]
     if weights is not None:
@@ -274,6 +287,8 @@ def load_backbone(name: str = DEFAULT_BACKBONE, weights=None, device: str = "cpu
     data_config = timm.data.resolve_data_config({}, model=model)
     data_config.update(spec.data_config)
     data_config.setdefault("crop_mode", "center")
+    if crop_pct is not None:
+        data_config["crop_pct"] = float(crop_pct)
     with torch.inference_mode():
         size = data_config["input_size"]
         dim = int(model(torch.zeros(1, *size, device=device)).shape[-1])

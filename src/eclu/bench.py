@@ -94,6 +94,8 @@ def run_benchmark(
     batch_size: int = 64,
     num_workers: int | None = None,
     random_state: int = 0,
+    engine: str = "torch",
+    crop_pct: float | None = None,
     isolate: bool = True,
     progress: bool = False,
 ) -> list[BenchRow]:
@@ -119,6 +121,11 @@ def run_benchmark(
         Embedding options, as for :func:`eclu.cluster_folder`.
     random_state : int, default=0
         Seed of every algorithm.
+    engine : {"torch", "onnx"}, default="torch"
+        Inference engine, see :func:`eclu.engines.create_engine`.
+    crop_pct : float, optional
+        Centre-crop share in place of each backbone's own, see
+        :func:`eclu.backbones.load_backbone`.
     isolate : bool, default=True
         Run each algorithm in a fresh child process to measure its peak
         memory alone. False runs in this process, where the peak RSS
@@ -146,7 +153,9 @@ def run_benchmark(
 
     with tempfile.TemporaryDirectory(prefix="eclu-bench-") as scratch:
         store_root = Path(cache_dir) if cache_dir is not None else Path(scratch) / "features"
-        spaces = _embed_spaces(dataset_dir, backbones, store_root, batch_size, num_workers, progress)
+        spaces = _embed_spaces(
+            dataset_dir, backbones, store_root, batch_size, num_workers, progress, engine, crop_pct
+        )
         rows = []
         for spec in backbones:
             names = spec.split("+")
@@ -174,7 +183,7 @@ def run_benchmark(
     return rows
 
 
-def _embed_spaces(dataset_dir, specs, store_root, batch_size, num_workers, progress) -> dict:
+def _embed_spaces(dataset_dir, specs, store_root, batch_size, num_workers, progress, engine, crop_pct) -> dict:
     from .backbones import load_backbone
     from .embed import embed_entries
     from .scan import scan_folder
@@ -184,10 +193,12 @@ def _embed_spaces(dataset_dir, specs, store_root, batch_size, num_workers, progr
     names = list(dict.fromkeys(name for spec in specs for name in spec.split("+")))
     spaces = {}
     for name in names:
-        backbone = load_backbone(name)
-        store = FeatureStore(store_root, backbone.identity())
+        backbone = load_backbone(name, crop_pct=crop_pct)
+        store = FeatureStore(store_root, backbone.identity(engine))
         tick = time.perf_counter()
-        records = embed_entries(entries, backbone, store, batch_size=batch_size, num_workers=num_workers, progress=progress)
+        records = embed_entries(
+            entries, backbone, store, batch_size=batch_size, num_workers=num_workers, progress=progress, engine=engine
+        )
         seconds = time.perf_counter() - tick
         store.refresh()
         ok = [record for record in records if record.status == "ok" and "/" in record.path]

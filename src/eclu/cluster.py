@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.exceptions import ConvergenceWarning
 
 from ._faiss_kmeans import faiss_kmeans, resolve_cluster_engine
-from .autok import select_n_clusters
+from .autok import K_CRITERIA, select_n_clusters
 from .conditioning import CONDITIONINGS, make_conditioner
 from .graph_clustering import hdbscan_umap_labels, spectral_knn_labels
 
@@ -82,6 +82,9 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         Principal components kept by the ``"pca-*"`` conditionings.
     max_clusters : int, default=30
         Largest k tried by ``n_clusters="auto"``.
+    k_criterion : {"modularity", "silhouette"}, default="modularity"
+        Score that ``n_clusters="auto"`` maximises, see
+        :func:`eclu.autok.select_n_clusters`.
     min_cluster_size : int, optional
         Smallest HDBSCAN cluster. Default: 1/4 of the mean cluster size
         for ``n_clusters`` clusters (``n_clusters="auto"`` counts as 10),
@@ -118,6 +121,7 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         condition: str = "none",
         pca_components: int = 128,
         max_clusters: int = 30,
+        k_criterion: str = "modularity",
         min_cluster_size: int | None = None,
     ):
         self.algorithm = algorithm
@@ -130,6 +134,7 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         self.condition = condition
         self.pca_components = pca_components
         self.max_clusters = max_clusters
+        self.k_criterion = k_criterion
         self.min_cluster_size = min_cluster_size
 
     def _validate(self, n_samples: int) -> None:
@@ -140,6 +145,8 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
             raise ValueError(f"condition must be one of {', '.join(CONDITIONINGS)}; got {self.condition!r}")
         if not isinstance(self.max_clusters, Integral) or self.max_clusters < 2:
             raise ValueError(f"max_clusters must be an integer of at least 2, got {self.max_clusters!r}")
+        if self.k_criterion not in K_CRITERIA:
+            raise ValueError(f"k_criterion must be one of {', '.join(K_CRITERIA)}; got {self.k_criterion!r}")
         if isinstance(self.n_clusters, str) and self.n_clusters == "auto":
             if n_samples == 0:
                 raise ValueError("there are no embeddings to cluster: no image was decoded")
@@ -170,7 +177,9 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         self.k_selection_ = None
         self._k = self.n_clusters
         if isinstance(self.n_clusters, str):
-            self.k_selection_ = select_n_clusters(X, self.max_clusters, random_state=self.random_state)
+            self.k_selection_ = select_n_clusters(
+                X, self.max_clusters, criterion=self.k_criterion, random_state=self.random_state
+            )
             self._k = self.k_selection_.n_clusters
 
         # Identical embeddings form one cluster. Ward linkage would otherwise

@@ -106,10 +106,10 @@ def _to_batch(columns: dict[str, list]) -> dict:
 class _EmbedWorker:
     """Ray Data actor that loads the backbone once, embeds blocks and writes one shard per block."""
 
-    def __init__(self, *, backbone: str, weights, store_root: str, identity: dict, batch_size: int):
+    def __init__(self, *, backbone: str, weights, crop_pct, store_root: str, identity: dict, batch_size: int):
         from .backbones import load_backbone
 
-        self.backbone = load_backbone(backbone, weights=weights)
+        self.backbone = load_backbone(backbone, weights=weights, crop_pct=crop_pct)
         found = self.backbone.identity()
         if found != identity:
             raise RuntimeError(
@@ -369,6 +369,9 @@ def _build_dataset(ray, entries, backbone, store, workers, worker_cpus, weights,
         fn_constructor_kwargs={
             "backbone": backbone.name,
             "weights": str(weights) if weights is not None else None,
+            # The actors rebuild the backbone with the driver's crop, which
+            # may differ from the registry's.
+            "crop_pct": backbone.data_config["crop_pct"],
             "store_root": str(store.path.parent),
             "identity": store.identity,
             "batch_size": batch_size,

@@ -84,6 +84,7 @@ def cluster_folder(
     algorithm: str = "kmeans",
     backbone: str = DEFAULT_BACKBONE,
     weights=None,
+    crop_pct: float | None = None,
     batch_size: int = 64,
     num_workers: int | None = None,
     random_state: int = 0,
@@ -103,6 +104,7 @@ def cluster_folder(
     condition: str = "none",
     pca_components: int = 128,
     max_clusters: int = 30,
+    k_criterion: str = "modularity",
 ) -> ClusterRun:
     """Cluster the images under ``input_dir`` and write a run folder.
 
@@ -121,6 +123,10 @@ def cluster_folder(
         Registry or timm name, see :func:`eclu.backbones.load_backbone`.
     weights : path-like, optional
         Local weights file for the backbone.
+    crop_pct : float, optional
+        Centre-crop share in (0, 1] in place of the backbone's own, see
+        :func:`eclu.backbones.load_backbone`; 1.0 suits small images whose
+        object fills the frame.
     batch_size : int, default=64
         Images per forward pass.
     num_workers : int, optional
@@ -168,6 +174,9 @@ def cluster_folder(
         Principal components kept by the ``"pca-*"`` conditionings.
     max_clusters : int, default=30
         Largest k tried with ``n_clusters="auto"``.
+    k_criterion : {"modularity", "silhouette"}, default="modularity"
+        Score that ``n_clusters="auto"`` maximises, see
+        :func:`eclu.autok.select_n_clusters`.
 
     Returns
     -------
@@ -185,6 +194,7 @@ def cluster_folder(
         "condition": condition,
         "pca_components": pca_components,
         "max_clusters": max_clusters,
+        "k_criterion": k_criterion,
     }
     ImageClusterer(algorithm, n_clusters, **cluster_options)._validate(max(n_clusters, 1) if isinstance(n_clusters, int) else 1)
     engine_id = engine_name(engine, quantize)
@@ -203,7 +213,7 @@ def cluster_folder(
         raise ValueError(f"no image files found under {input_dir}; check the path and that it contains images")
 
     tick = time.perf_counter()
-    model = load_backbone(backbone, weights=weights)
+    model = load_backbone(backbone, weights=weights, crop_pct=crop_pct)
     timings["load_backbone"] = time.perf_counter() - tick
 
     store = _store_for(model, out_dir, cache_dir, engine_id)
@@ -278,6 +288,7 @@ def cluster_folder(
             "condition": condition,
             "pca_components": pca_components,
             "max_clusters": max_clusters,
+            "k_criterion": k_criterion,
             "cache_dir": str(cache_dir) if cache_dir is not None else None,
             "ray_address": ray_address,
             "ray_workers": ray_workers if ray_address is not None else None,

@@ -58,6 +58,24 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_crop_option(parser: argparse.ArgumentParser) -> None:
+    """Add --crop-pct, the centre-crop share that replaces the backbone's own."""
+    parser.add_argument(
+        "--crop-pct",
+        type=crop_fraction,
+        default=None,
+        help="share of the resized image kept by the centre crop, in (0, 1]; 1.0 keeps the whole frame of "
+        "square images, better for small images such as CIFAR (default: the backbone's, 0.875 for Lite0)",
+    )
+
+
+def crop_fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

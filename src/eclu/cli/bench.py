@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..bench import BENCH_ALGORITHMS
 from ..conditioning import CONDITIONINGS
-from ._common import add_logging_options, non_negative_int, positive_int, print_table, setup_logging
+from ._common import add_crop_option, add_logging_options, non_negative_int, positive_int, print_table, setup_logging
 
 
 def _name_list(choices):
@@ -61,6 +61,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default: 64)")
     parser.add_argument("--num-workers", type=non_negative_int, default=None, help="decode processes")
     parser.add_argument("--random-state", type=int, default=0, help="seed of every algorithm (default: 0)")
+    parser.add_argument(
+        "--engine",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="inference engine; each keeps its own embeddings in the feature store (default: torch)",
+    )
+    add_crop_option(parser)
 
     parser.add_argument(
         "--in-process",
@@ -87,6 +94,8 @@ def run(args) -> int:
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         random_state=args.random_state,
+        engine=args.engine,
+        crop_pct=args.crop_pct,
         isolate=args.isolate,
         progress=not args.quiet,
     )

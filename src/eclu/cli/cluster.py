@@ -7,10 +7,11 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from ..autok import K_CRITERIA
 from ..cluster import ALGORITHMS
 from .._faiss_kmeans import CLUSTER_ENGINES
 from ..conditioning import CONDITIONINGS
-from ._common import add_backbone_options, add_engine_options, add_logging_options, positive_int, setup_logging
+from ._common import add_backbone_options, add_crop_option, add_engine_options, add_logging_options, positive_int, setup_logging
 
 
 def n_clusters_value(text: str):
@@ -36,13 +37,20 @@ def add_parser(subparsers) -> None:
         "--n-clusters",
         type=n_clusters_value,
         default=8,
-        help="number of clusters, or 'auto' to choose it by the cosine silhouette of k-means (default: 8)",
+        help="number of clusters, or 'auto' to choose it by scoring k-means partitions, see --k-criterion (default: 8)",
     )
     parser.add_argument(
         "--max-clusters",
         type=positive_int,
         default=30,
         help="largest number of clusters tried by -k auto (default: 30)",
+    )
+    parser.add_argument(
+        "--k-criterion",
+        choices=K_CRITERIA,
+        default="modularity",
+        help="score that -k auto maximises: modularity of the k-means partition on the 10-nearest-neighbour "
+        "graph, or the cosine silhouette (default: modularity)",
     )
     parser.add_argument(
         "--algorithm",
@@ -88,6 +96,7 @@ def add_parser(subparsers) -> None:
         help="do not write the HTML report to OUT/report/ (write it later with `eclu report OUT`)",
     )
     add_backbone_options(parser)
+    add_crop_option(parser)
     add_engine_options(parser)
     parser.add_argument(
         "--cluster-engine",
@@ -114,6 +123,7 @@ def run(args) -> int:
         algorithm=args.algorithm,
         backbone=args.backbone,
         weights=args.weights,
+        crop_pct=args.crop_pct,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         random_state=args.random_state,
@@ -131,6 +141,7 @@ def run(args) -> int:
         condition=args.condition,
         pca_components=args.pca_components,
         max_clusters=args.max_clusters,
+        k_criterion=args.k_criterion,
     )
     summary = result.summary
     counts = summary["counts"]

@@ -30,6 +30,7 @@ from ._data import RunData, load_run
 from ._map import MAP_METHODS, cached_project
 from ._render import (
     bar_chart,
+    k_curve,
     cluster_base,
     cluster_title,
     make_environment,
@@ -215,6 +216,7 @@ def build_report(
         {
             "title": "Overview",
             "chart": bar_chart(view.sizes, view.pages, view.colours),
+            "k_curve": k_curve(data.summary.get("k_selection")),
             "cards": view.cluster_cards(),
             "skipped_counts": _skipped_counts(data),
             "thumbnails_failed": len(thumbs.failed),
@@ -392,11 +394,15 @@ class _View:
 
 
 def _write_figures(view: _View, projection, folder: Path, thumb_size: int) -> list:
-    from ._figures import CONTACT_SHEET_IMAGES, plot_cluster_sizes, plot_contact_sheet, plot_map
+    from ._figures import CONTACT_SHEET_IMAGES, plot_cluster_sizes, plot_contact_sheet, plot_k_selection, plot_map
 
     written = []
     plot_cluster_sizes(view.sizes, view.colours, folder / "cluster-sizes.png")
     written.append(folder / "cluster-sizes.png")
+    selection = view.data.summary.get("k_selection")
+    if selection and selection.get("ks"):
+        plot_k_selection(selection, folder / "k-selection.png")
+        written.append(folder / "k-selection.png")
     if projection is not None:
         plot_map(projection.coordinates, view.data.labels, view.colours, projection.note, folder / "map.png")
         written.append(folder / "map.png")

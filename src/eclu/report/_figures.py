@@ -56,6 +56,20 @@ def plot_cluster_sizes(sizes: dict, colours: dict, path: Path) -> None:
     _save(figure, path)
 
 
+def plot_k_selection(selection: dict, path: Path) -> None:
+    """Write the score of every k tried by ``-k auto``, with the chosen k marked."""
+    figure = _new_figure(6.0, 3.0)
+    axes = figure.add_subplot()
+    axes.plot(selection["ks"], selection["scores"], marker="o", markersize=3, color="#1f77b4")
+    chosen = selection["n_clusters"]
+    if chosen in selection["ks"]:
+        axes.axvline(chosen, color="#d62728", linestyle="--", linewidth=1)
+    axes.set_xlabel("k")
+    axes.set_ylabel(selection.get("criterion", "score"))
+    axes.set_title(f"Choice of k: {chosen}")
+    _save(figure, path)
+
+
 def plot_map(coordinates: np.ndarray, labels: np.ndarray, colours: dict, note: str, path: Path) -> None:
     """Write a scatter plot of the 2-D map, coloured by cluster."""
     figure = _new_figure(7.0, 7.0)

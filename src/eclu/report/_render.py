@@ -103,6 +103,39 @@ def bar_chart(sizes: dict, pages: dict, colours: dict, width: int = 880, height:
     return {"width": width, "height": height, "bars": bars, "label_every": max(1, math.ceil(count / 40))}
 
 
+def k_curve(selection: dict | None, width: int = 480, height: int = 160) -> dict | None:
+    """Return the geometry of the overview's SVG line of the ``-k auto`` score curve.
+
+    ``selection`` is the ``k_selection`` entry of ``summary.json``; None
+    when the run did not choose k or tried fewer than two values.
+    """
+    if not selection or len(selection.get("ks") or []) < 2:
+        return None
+    ks, scores = selection["ks"], selection["scores"]
+    low, high = min(scores), max(scores)
+    spread = (high - low) or 1.0
+
+    def point(k, score):
+        x = width * (k - ks[0]) / (ks[-1] - ks[0])
+        y = height - height * (score - low) / spread
+        return round(x, 2), round(y, 2)
+
+    points = [point(k, score) for k, score in zip(ks, scores)]
+    chosen = selection["n_clusters"]
+    marker = points[ks.index(chosen)] if chosen in ks else None
+    return {
+        "width": width,
+        "height": height,
+        "polyline": " ".join(f"{x},{y}" for x, y in points),
+        "points": [{"k": k, "score": score, "x": x, "y": y} for k, score, (x, y) in zip(ks, scores, points)],
+        "chosen": chosen,
+        "marker": marker,
+        "criterion": selection.get("criterion", "score"),
+        "first": ks[0],
+        "last": ks[-1],
+    }
+
+
 def write_page(environment: jinja2.Environment, template: str, path: Path, context: dict) -> None:
     """Render ``template`` with ``context`` and write it to ``path`` atomically."""
     html = environment.get_template(template).render(**context)
