@@ -78,7 +78,9 @@ def peak_rss_children_bytes() -> int:
     """Return the largest peak RSS of this process's finished children (the decode processes)."""
     import resource
 
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    from eclu._resources import _maxrss_to_bytes
+
+    return _maxrss_to_bytes(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
 def child(count: int, model: str, work: Path) -> None:

@@ -288,6 +288,22 @@ def test_overview_plots_k_selection(report_run, tmp_path):
     assert 'cx="0.0" cy="160.0"' in chart
 
 
+@pytest.mark.parametrize(
+    "selection",
+    [
+        None,
+        {"n_clusters": 2, "ks": [2], "scores": [0.5]},
+        {"n_clusters": 2, "ks": [2, 3], "scores": [0.5]},
+        {"n_clusters": 2, "ks": [2, 3], "scores": [0.5, float("nan")]},
+        {"n_clusters": 2, "ks": [2, 3], "scores": [0.5, None]},
+    ],
+)
+def test_k_curve_skips_unusable_selection(selection):
+    from eclu.report._render import k_curve
+
+    assert k_curve(selection) is None
+
+
 def test_overview_without_k_selection_has_no_chart(report_run):
     run_dir, _ = report_run
     assert 'id="k-chart"' not in (run_dir / "report" / "index.html").read_text(encoding="utf-8")

@@ -199,7 +199,7 @@ class Backbone:
     def identity(self, engine: str = "torch") -> dict:
         """Return what determines the embeddings, for the feature-store key."""
         config = self.data_config
-        return {
+        identity = {
             "backbone": self.spec.name,
             "timm_name": self.spec.timm_name,
             "weights": self.weights_id,
@@ -212,6 +212,11 @@ class Backbone:
             "dim": self.dim,
             "engine": engine,
         }
+        if engine.endswith("-int8"):
+            from .engines import INT8_SCHEME
+
+            identity["int8_scheme"] = INT8_SCHEME
+        return identity
 
     def transform(self):
         """Return the torchvision transform from a PIL image to a normalised tensor."""
@@ -224,6 +229,10 @@ class Backbone:
         """Shorter side that images are resized to before the centre crop."""
         size = self.data_config["input_size"][-1]
         return int(size / self.data_config["crop_pct"])
+
+
+#: Smallest and largest ``crop_pct`` accepted by :func:`load_backbone`.
+CROP_PCT_RANGE = (0.1, 1.5)
 
 
 def load_backbone(
@@ -242,8 +251,10 @@ def load_backbone(
     device : str, default="cpu"
         Torch device for the model.
     crop_pct : float, optional
-        Share of the resized image kept by the centre crop, in (0, 1],
-        in place of the backbone's own (0.875 for EfficientNet-Lite0).
+        Share of the resized image kept by the centre crop, from 0.1 to
+        1.5, in place of the backbone's own (0.875 for EfficientNet-Lite0).
+        Values above 1 shrink the image below the input size and pad it, as
+        some timm models do (1.15 for ``volo_d4_448``).
         1.0 keeps the whole frame of square images, which suits small
         images whose object fills the frame, such as CIFAR. It is part of
         the feature-store key.
@@ -261,9 +272,12 @@ def load_backbone(
     import timm
     import torch
 
-    if crop_pct is not None and (isinstance(crop_pct, bool) or not isinstance(crop_pct, Real) or not 0.0 < crop_pct <= 1.0):
+    if crop_pct is not None and (
+        isinstance(crop_pct, bool) or not isinstance(crop_pct, Real) or not CROP_PCT_RANGE[0] <= crop_pct <= CROP_PCT_RANGE[1]
+    ):
         raise ValueError(
-            f"crop_pct must be a number in (0, 1], got {crop_pct!r}; pass for example 1.0 to keep the whole frame"
+            f"crop_pct must be a number from {CROP_PCT_RANGE[0]} to {CROP_PCT_RANGE[1]}, got {crop_pct!r}; "
+            "pass for example 1.0 to keep the whole frame"
         )
     spec = resolve_backbone(name)
     architecture = spec.timm_name.split(".", 1)[0]

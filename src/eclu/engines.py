@@ -48,8 +48,12 @@ ENGINES = ("torch", "onnx")
 QUANTIZATIONS = (None, "int8")
 
 # Bumped when the exported graph or the calibration set changes, so cached
-# ONNX files and stored embeddings of an older export are not reused.
+# ONNX files of an older export are not reused.
 _EXPORT_VERSION = 2
+
+#: Name of the int8 quantisation scheme, part of the feature-store key of
+#: int8 embeddings, so embeddings of an earlier scheme are never mixed in.
+INT8_SCHEME = "qdq-per-channel-conv-tail-cos0.99"
 _CALIBRATION_IMAGES = 96
 
 #: Mean cosine similarity to float32, on the calibration images, that int8
@@ -435,17 +439,32 @@ def _quantize_int8(backbone, float_path: Path, out_path: Path) -> None:
 
     # Quantising from ``high`` on changes nothing, so it always passes.
     low, high = 0, len(convolutions)
-    if cosine_from(0) < INT8_MIN_COSINE:
-        while high - low > 1:
-            middle = (low + high) // 2
-            if cosine_from(middle) >= INT8_MIN_COSINE:
-                high = middle
-            else:
-                low = middle
-        first = high
+    best = {}
+    cosine = cosine_from(0)
+    if cosine >= INT8_MIN_COSINE:
+        high, best[0] = 0, cosine
+        os.replace(out_path, _candidate_path(out_path, 0))
+    while high - low > 1:
+        middle = (low + high) // 2
+        cosine = cosine_from(middle)
+        if cosine >= INT8_MIN_COSINE:
+            high, best[middle] = middle, cosine
+            os.replace(out_path, _candidate_path(out_path, middle))
+        else:
+            low = middle
+    first = high
+    if first == len(convolutions):
+        _quantize_nodes(prepared_path, out_path, pixels, [])
+        cosine = 1.0
+        logger.warning(
+            "No convolution of %s could be quantised to int8 without the calibration images falling below "
+            "a mean cosine of %.2f to float32; the int8 model is the float32 model",
+            backbone.name,
+            INT8_MIN_COSINE,
+        )
     else:
-        first = 0
-    cosine = cosine_from(first)
+        cosine = best[first]
+        os.replace(_candidate_path(out_path, first), out_path)
     logger.info(
         "Quantised %d of %d convolutions of %s to int8 (the first %d stay float32); "
         "mean cosine to float32 on the calibration images %.4f",
@@ -455,6 +474,11 @@ def _quantize_int8(backbone, float_path: Path, out_path: Path) -> None:
         first,
         cosine,
     )
+
+
+def _candidate_path(out_path: Path, first: int) -> Path:
+    """Return where the model quantised from convolution ``first`` on waits while the bisection runs."""
+    return out_path.with_name(out_path.name.replace(".int8.", f".int8-from-{first}."))
 
 
 def _quantize_nodes(prepared_path: Path, out_path: Path, pixels: np.ndarray, nodes: list) -> None:

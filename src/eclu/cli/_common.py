@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..backbones import DEFAULT_BACKBONE, BackboneUnavailableError
+from ..backbones import CROP_PCT_RANGE, DEFAULT_BACKBONE, BackboneUnavailableError
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, BackboneUnavailableError, KeyError, ConnectionError)
 
@@ -47,8 +47,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quantize",
         choices=("int8",),
-        help="quantise the ONNX model to int8 (static, calibrated on fixed sample photos); "
-        "each engine and quantisation keeps its own embeddings",
+        help="quantise the ONNX model's convolutions to int8 (static, calibrated on fixed sample photos); "
+        "early convolutions stay float32 where int8 would move the embeddings too far. "
+        "Each engine and quantisation keeps its own embeddings",
     )
     parser.add_argument(
         "--num-threads",
@@ -64,15 +65,15 @@ def add_crop_option(parser: argparse.ArgumentParser) -> None:
         "--crop-pct",
         type=crop_fraction,
         default=None,
-        help="share of the resized image kept by the centre crop, in (0, 1]; 1.0 keeps the whole frame of "
+        help="share of the resized image kept by the centre crop, 0.1 to 1.5; 1.0 keeps the whole frame of "
         "square images, better for small images such as CIFAR (default: the backbone's, 0.875 for Lite0)",
     )
 
 
 def crop_fraction(text: str) -> float:
     value = float(text)
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    if not CROP_PCT_RANGE[0] <= value <= CROP_PCT_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"must be from {CROP_PCT_RANGE[0]} to {CROP_PCT_RANGE[1]}, got {text}")
     return value
 
 

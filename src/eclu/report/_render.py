@@ -106,12 +106,15 @@ def bar_chart(sizes: dict, pages: dict, colours: dict, width: int = 880, height:
 def k_curve(selection: dict | None, width: int = 480, height: int = 160) -> dict | None:
     """Return the geometry of the overview's SVG line of the ``-k auto`` score curve.
 
-    ``selection`` is the ``k_selection`` entry of ``summary.json``; None
-    when the run did not choose k or tried fewer than two values.
+    ``selection`` is the ``k_selection`` entry of ``summary.json``. Returns
+    None when the run did not choose k, tried fewer than two values, or the
+    scores are not one finite number per k.
     """
     if not selection or len(selection.get("ks") or []) < 2:
         return None
-    ks, scores = selection["ks"], selection["scores"]
+    ks, scores = selection["ks"], selection.get("scores") or []
+    if len(scores) != len(ks) or not all(isinstance(score, (int, float)) and math.isfinite(score) for score in scores):
+        return None
     low, high = min(scores), max(scores)
     spread = (high - low) or 1.0
 
@@ -121,15 +124,12 @@ def k_curve(selection: dict | None, width: int = 480, height: int = 160) -> dict
         return round(x, 2), round(y, 2)
 
     points = [point(k, score) for k, score in zip(ks, scores)]
-    chosen = selection["n_clusters"]
-    marker = points[ks.index(chosen)] if chosen in ks else None
     return {
         "width": width,
         "height": height,
         "polyline": " ".join(f"{x},{y}" for x, y in points),
         "points": [{"k": k, "score": score, "x": x, "y": y} for k, score, (x, y) in zip(ks, scores, points)],
-        "chosen": chosen,
-        "marker": marker,
+        "chosen": selection["n_clusters"],
         "criterion": selection.get("criterion", "score"),
         "first": ks[0],
         "last": ks[-1],
