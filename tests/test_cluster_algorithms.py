@@ -56,6 +56,15 @@ def test_head_algorithm_canonical_ids(blobs_with_outliers):
     assert list(sizes) == sorted(sizes, reverse=True)
 
 
+def test_head_empty_clusters_warning(caplog):
+    X, _ = make_blobs(40, 8, centers=2, random_state=0)
+    with caplog.at_level("WARNING", logger="eclu.cluster"):
+        clusterer = ImageClusterer("head", 10, random_state=0).fit(X)
+    assert clusterer.n_clusters_ == 8
+    assert "the clustering head left the others empty" in caplog.text
+    assert "too few distinct values" not in caplog.text
+
+
 def test_condition_changes_centre_space(blobs_with_outliers):
     X, _ = blobs_with_outliers
     clusterer = ImageClusterer("kmeans", 3, condition="pca-l2", pca_components=4).fit(X)

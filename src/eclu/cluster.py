@@ -192,7 +192,15 @@ class ImageClusterer(ClusterMixin, BaseEstimator):
         self.labels_ = canonical_labels(raw)
         self.n_noise_ = int((self.labels_ < 0).sum())
         self.n_clusters_ = int(self.labels_.max()) + 1
-        if self.algorithm != "hdbscan" and self.n_clusters_ < self._k:
+        if self.algorithm == "head" and self.n_clusters_ < self._k:
+            # A trained head can leave clusters empty on any input.
+            logger.warning(
+                "Found %d clusters, fewer than the %d requested: the clustering head left the others empty; "
+                "try another random_state or condition, or more images",
+                self.n_clusters_,
+                self._k,
+            )
+        elif self.algorithm != "hdbscan" and self.n_clusters_ < self._k:
             logger.warning(
                 "Found %d clusters, fewer than the %d requested: the embeddings have too few distinct values",
                 self.n_clusters_,
