@@ -233,3 +233,12 @@ def test_console_script_exit_code(tmp_path):
     assert "Traceback" not in completed.stderr
     assert len(completed.stderr.strip().splitlines()) == 1
     assert "unknown backbone 'no_such_net'" in completed.stderr
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "2", "nan"])
+def test_bad_crop_pct(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cluster", str(tmp_path), "--out", str(tmp_path / "run"), "--crop-pct", value])
+
+    assert exit_info.value.code == 2
+    assert f"--crop-pct: must be a number from 0.1 to 1.5, got '{value}'" in capsys.readouterr().err

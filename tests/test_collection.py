@@ -68,3 +68,16 @@ def test_missing_embeddings_reported(tmp_path):
         load_run_embeddings(tmp_path)
     with pytest.raises(ValueError, match="needs out_dir or cache_dir"):
         embed_folder(tmp_path)
+
+
+def test_run_with_crop_reopened(quarters, tmp_path, feature_cache):
+    from eclu.pipeline import cluster_folder
+
+    run_dir = tmp_path / "run"
+    cluster_folder(quarters, run_dir, n_clusters=2, cache_dir=feature_cache, num_workers=0, crop_pct=1.0, report=False)
+    model = load_run_backbone(run_dir)
+    assert model.data_config["crop_pct"] == 1.0
+    # Embedding the same folder into the run again keeps the run's crop.
+    again = embed_folder(quarters, run_dir, num_workers=0)
+    assert again.backbone.data_config["crop_pct"] == 1.0
+    np.testing.assert_allclose(again.embeddings, np.load(run_dir / "embeddings.npy"), rtol=1e-5, atol=1e-5)

@@ -88,3 +88,11 @@ def test_l2_lifts_kmeans_on_cifar(cifar1000_run):
     )
     assert conditioned >= raw
     assert conditioned >= 0.42
+
+
+def test_whitening_caps_components_by_samples():
+    X = np.random.default_rng(0).normal(size=(60, 300)).astype(np.float32)
+    whitened = FeatureConditioner(n_components=128, whiten=True).fit(X)
+    plain = FeatureConditioner(n_components=128).fit(X)
+    assert whitened.n_components_ == 15
+    assert plain.n_components_ == 60

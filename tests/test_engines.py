@@ -95,7 +95,12 @@ def test_onnx_export_is_cached(lite0, onnx_float, engine_dir):
 
 @pytest.mark.slow
 def test_int8_runs_and_stays_correlated(lite0, engine_dir, pixels, torch_vectors):
+    import logging
+
+    root_handlers = list(logging.getLogger().handlers)
     engine = create_engine(lite0, "onnx", quantize="int8", cache_dir=engine_dir, num_threads=2)
+    # The quantiser's root-logger handler would print every later record twice.
+    assert logging.getLogger().handlers == root_handlers
     assert isinstance(engine, OnnxEngine)
     assert engine.name == "onnx-int8"
     vectors = engine(pixels)

@@ -50,7 +50,9 @@ class KSelection:
     ----------
     n_clusters : int
         The chosen k. It is 1 when there are fewer than 3 distinct
-        embeddings, because no k in ``2 <= k <= n - 1`` exists.
+        embeddings, because no k in ``2 <= k <= n - 1`` exists, and with
+        ``"modularity"`` when no k tried scores above 0, the modularity
+        of a single cluster.
     criterion : str
         Name of the score, one of :data:`K_CRITERIA`; higher is better.
     ks : list of int
@@ -140,7 +142,12 @@ def select_n_clusters(
     if not ks:
         return KSelection(1, criterion, n_samples=len(X))
     best = ks[int(np.argmax(scores))]
-    logger.info("Chose %d clusters by %s among k = %d..%d", best, criterion, ks[0], ks[-1])
+    if criterion == "modularity" and max(scores) <= 0:
+        # One cluster has modularity 0, so no partition tried beats it.
+        logger.info("Choosing 1 cluster: no k in %d..%d has a positive modularity", ks[0], ks[-1])
+        best = 1
+    else:
+        logger.info("Chose %d clusters by %s among k = %d..%d", best, criterion, ks[0], ks[-1])
     return KSelection(best, criterion, ks, [round(s, 6) for s in scores], len(X))
 
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from ._resources import package_versions, peak_rss_bytes
-from .backbones import load_backbone
+from .backbones import load_backbone, resolve_backbone
 from .decode import DEFAULT_MAX_PIXELS
 from .embed import FileRecord, embed_entries
 from .outputs import read_summary, write_manifest, write_summary
@@ -113,11 +113,18 @@ def embed_folder(
     input_dir = Path(input_dir)
     entries = scan_folder(input_dir)
     logger.info("Found %d image files under %s", len(entries), input_dir)
-    model = load_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
-
     existing_run = out_dir is not None and (Path(out_dir) / "summary.json").is_file()
+    summary = read_summary(Path(out_dir) / "summary.json") if existing_run else {}
+    if isinstance(backbone, str):
+        # An existing run of the same backbone keeps the centre crop it was embedded with.
+        recorded = summary.get("backbone", {})
+        same_backbone = recorded.get("backbone") == resolve_backbone(backbone).name
+        crop_pct = recorded.get("crop_pct") if same_backbone else None
+        model = load_backbone(backbone, weights=weights, crop_pct=crop_pct)
+    else:
+        model = backbone
+
     if existing_run:
-        summary = read_summary(Path(out_dir) / "summary.json")
         _check_same_run(Path(out_dir), summary, input_dir, model)
         store_root = Path(cache_dir) if cache_dir is not None else Path(summary["store"]).parent
     elif cache_dir is not None:
@@ -153,8 +160,8 @@ def _check_same_run(out_dir: Path, summary: dict, input_dir: Path, model) -> Non
             f"{out_dir} is the run folder of {recorded_input}, not of {input_dir.resolve()}; "
             "choose another --out folder"
         )
-    recorded = {key: value for key, value in summary.get("backbone", {}).items() if key != "engine"}
-    current = {key: value for key, value in model.identity().items() if key != "engine"}
+    recorded = _model_identity(summary.get("backbone", {}))
+    current = _model_identity(model.identity())
     if recorded != current:
         raise ValueError(
             f"{out_dir} was made with backbone {recorded.get('backbone')!r} "
@@ -235,12 +242,20 @@ def load_run_backbone(run_dir, weights=None):
     run_dir = Path(run_dir)
     summary = read_summary(run_dir / "summary.json")
     recorded = summary["backbone"]
-    model = load_backbone(recorded["backbone"], weights=weights)
-    current = {key: value for key, value in model.identity().items() if key != "engine"}
-    expected = {key: value for key, value in recorded.items() if key != "engine"}
+    model = load_backbone(recorded["backbone"], weights=weights, crop_pct=recorded.get("crop_pct"))
+    current = _model_identity(model.identity())
+    expected = _model_identity(recorded)
     if current != expected:
+        keys = sorted(current.keys() | expected.keys())
+        differing = ", ".join(key for key in keys if current.get(key) != expected.get(key))
         raise ValueError(
-            f"the backbone loaded for {run_dir} ({current['weights']}) differs from the one the run "
-            f"used ({expected.get('weights')}); pass the run's weights file with --weights"
+            f"the backbone loaded for {run_dir} differs from the one the run used in: {differing} "
+            f"(weights {current['weights']} against {expected.get('weights')}); if the run used "
+            "--weights FILE, pass the same file with --weights"
         )
     return model
+
+
+def _model_identity(identity: dict) -> dict:
+    """Return the parts of a backbone identity that fix the model and its preprocessing, not the engine."""
+    return {key: value for key, value in identity.items() if key not in ("engine", "int8_scheme")}

@@ -34,6 +34,9 @@ _PRESETS = {
 
 DEFAULT_PCA_COMPONENTS = 128
 
+#: Whitening keeps at most one principal component per this many samples.
+WHITEN_SAMPLES_PER_COMPONENT = 4
+
 
 def l2_normalize(X: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Return the rows of ``X`` scaled to unit Euclidean norm; zero rows stay zero."""
@@ -52,7 +55,8 @@ class FeatureConditioner(TransformerMixin, BaseEstimator):
         matters without PCA.
     n_components : int or None, default=None
         Keep this many principal components; None skips PCA. It is clamped
-        to ``min(n_samples, n_features)`` at fit time.
+        to ``min(n_samples, n_features)`` at fit time, and with ``whiten``
+        to ``n_samples // 4``.
     whiten : bool, default=False
         Scale each principal component to unit variance. Needs
         ``n_components``.
@@ -103,6 +107,11 @@ class FeatureConditioner(TransformerMixin, BaseEstimator):
         if self.n_components is not None:
             # PCA needs at least one component and cannot exceed the rank bound.
             n = max(1, min(int(self.n_components), X.shape[0], X.shape[1]))
+            if self.whiten:
+                # Whitening as many components as samples places every sample
+                # at the same distance from every other, which leaves nothing
+                # to cluster.
+                n = max(1, min(n, X.shape[0] // WHITEN_SAMPLES_PER_COMPONENT))
             if n < self.n_components:
                 logger.info("Keeping %d principal components instead of %d: the input is %s", n, self.n_components, X.shape)
             pca = PCA(n_components=n, svd_solver="auto", random_state=self.random_state).fit(X)

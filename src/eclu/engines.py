@@ -17,6 +17,7 @@ being embedded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -285,7 +286,8 @@ def _build_onnx(backbone, path: Path, quantize) -> None:
         _export_float(backbone, float_path)
         if quantize == "int8":
             quantized_path = path.with_name(f".{path.stem}.{os.getpid()}.int8.onnx")
-            _quantize_int8(backbone, float_path, quantized_path)
+            with _root_logger_restored():
+                _quantize_int8(backbone, float_path, quantized_path)
             os.replace(quantized_path, path)
         else:
             os.replace(float_path, path)
@@ -419,9 +421,9 @@ def _quantize_int8(backbone, float_path: Path, out_path: Path) -> None:
     of one grey level on each pixel moves the float32 EfficientNet-Lite0
     embeddings to a mean cosine similarity of 0.87, and quantising its stem
     convolution alone moves them to about 0.65. So the convolutions are
-    quantised from the last one backwards, and a bisection finds the
-    earliest starting point at which the calibration images keep a mean
-    cosine similarity of at least :data:`INT8_MIN_COSINE`; the convolutions
+    quantised from the last one backwards. A bisection finds the earliest
+    starting point at which the calibration images keep a mean cosine
+    similarity of at least :data:`INT8_MIN_COSINE`, and the convolutions
     before it stay float32.
     """
     import onnx
@@ -474,6 +476,25 @@ def _quantize_int8(backbone, float_path: Path, out_path: Path) -> None:
         first,
         cosine,
     )
+
+
+@contextlib.contextmanager
+def _root_logger_restored():
+    """Remove the handlers that code run inside adds to the root logger, and restore its level.
+
+    ONNX Runtime's quantiser logs through module-level ``logging`` calls,
+    which install a handler on the root logger when it has none. Every later
+    record of the application would then print twice.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def _candidate_path(out_path: Path, first: int) -> Path:

@@ -71,9 +71,13 @@ def add_crop_option(parser: argparse.ArgumentParser) -> None:
 
 
 def crop_fraction(text: str) -> float:
-    value = float(text)
-    if not CROP_PCT_RANGE[0] <= value <= CROP_PCT_RANGE[1]:
-        raise argparse.ArgumentTypeError(f"must be from {CROP_PCT_RANGE[0]} to {CROP_PCT_RANGE[1]}, got {text}")
+    low, high = CROP_PCT_RANGE
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from {low} to {high}, got {text!r}") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be a number from {low} to {high}, got {text!r}")
     return value
 
 
