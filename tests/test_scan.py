@@ -155,3 +155,14 @@ def test_sniff_text_starting_with_p6(tmp_path):
     assert sniff_format(b"P6 hello world!") is not None
     assert sniff_format(b"P6hello world") is None
     assert sniff_format(b"Pictures of cats") is None
+
+
+def test_scan_skips_fifo_with_warning(tmp_path, caplog):
+    import os
+
+    shutil.copy(FIXTURES / "china.jpg", tmp_path / "china.jpg")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with caplog.at_level("WARNING", logger="eclu.scan"):
+        entries = scan_folder(tmp_path)
+    assert [entry.path for entry in entries] == ["china.jpg"]
+    assert "pipe.jpg: not a regular file" in caplog.text

@@ -174,6 +174,10 @@ def scan_folder(root, include_hidden: bool = False, exclude=None) -> list[ScanEn
                 if absolute.suffix.lower() not in IMAGE_EXTENSIONS:
                     continue
             elif not absolute.is_file():
+                # FIFOs, sockets and devices are never opened: reading a FIFO
+                # would wait for a writer forever.
+                if absolute.suffix.lower() in IMAGE_EXTENSIONS:
+                    logger.warning("Skipping %s: not a regular file (a FIFO, socket or device)", absolute)
                 continue
             elif not _looks_like_image(absolute):
                 ignored += 1
