@@ -139,6 +139,9 @@ def test_demo(tmp_path, capsys):
     assert summary["counts"]["ok"] == 200
     assert summary["n_clusters_found"] == 10
     assert summary["metrics"]["acc"] >= 0.30
+    whitened = out.split("after PCA whitening")[1].split("\n")[3].split()
+    assert float(whitened[0]) >= 0.30
+    assert whitened[3:] == ["200", "10", "10"]
     assert (tmp_path / "demo" / "run" / "eclu.log").is_file()
     assert len(list((tmp_path / "demo" / "digits").glob("*/*.png"))) == 200
 

@@ -13,7 +13,8 @@ def add_parser(subparsers) -> None:
         help="cluster a labelled demo set made from scikit-learn's digits",
         description=(
             "Write scikit-learn's 1,797 handwritten digits as PNG files (one folder per digit), "
-            "cluster them with the default offline backbone into 10 clusters and evaluate."
+            "cluster them with the default offline backbone into 10 clusters and evaluate, then "
+            "cluster the stored embeddings again after PCA whitening and evaluate that."
         ),
     )
     parser.add_argument("--out", type=Path, default=Path("eclu-demo"), help="demo folder (default: ./eclu-demo)")
@@ -24,7 +25,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    import numpy as np
+
+    from ..cluster import ImageClusterer
     from ..demo import write_digits_folder
+    from ..evaluate import score_clustering
     from ..pipeline import cluster_folder
     from .evaluate import print_scores
 
@@ -43,4 +48,11 @@ def run(args) -> int:
     )
     print_scores(summary["metrics"])
     print(f"Outputs: {run_dir}/clusters.csv, {run_dir}/manifest.csv, {run_dir}/summary.json")
+
+    # Clustering again reads the run's embeddings and embeds nothing.
+    embeddings = np.load(run_dir / "embeddings.npy")
+    whitened = ImageClusterer("kmeans", 10, condition="pca-whiten-l2", random_state=0).fit_predict(embeddings)
+    classes = [path.split("/")[0] for path in result.paths]
+    print("The same embeddings, clustered by k-means after PCA whitening (--condition pca-whiten-l2):")
+    print_scores(score_clustering(classes, whitened).as_dict())
     return 0
