@@ -38,7 +38,12 @@ def main(argv=None) -> int:
     parser.add_argument("--backbones", default="efficientnet_lite0", help="comma-separated backbone names")
     parser.add_argument("--engine", choices=("torch", "onnx"), default="onnx", help="inference engine (default: onnx)")
     parser.add_argument("--crop-pct", type=float, help="centre-crop share in place of the backbone's own")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "eclu-cache", help="feature store folder")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "eclu-cache",
+        help="feature store folder, reused across runs (default: TMP/eclu-cache)",
+    )
     args = parser.parse_args(argv)
     folders = args.folder or [SHARED / "cifar10-test", SHARED / "flowers12"]
 

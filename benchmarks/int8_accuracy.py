@@ -71,7 +71,8 @@ def main(argv=None) -> int:
             score_clustering(classes, ImageClusterer("kmeans", len(set(classes)), random_state=seed).fit_predict(X))
             for seed in range(args.seeds)
         ]
-        scores = SimpleNamespace(**{key: float(np.mean([getattr(run, key) for run in runs])) for key in ("acc", "nmi", "ari")})
+        means = {key: float(np.mean([getattr(run, key) for run in runs])) for key in ("acc", "nmi", "ari")}
+        scores = SimpleNamespace(**means)
         rows.append((engine_name("onnx", quantize), scores, speed))
         print(f"{rows[-1][0]}: ACC {scores.acc:.4f}, {speed:.1f} images/s", flush=True)
 

@@ -47,7 +47,7 @@ def test_two_samples_one_cluster(criterion):
 @pytest.mark.parametrize(("criterion", "expected"), [("modularity", 1), ("silhouette", 2)])
 def test_three_samples(criterion, expected):
     # Every pair of three samples is a neighbour pair, so no split has a
-    # positive modularity; the silhouette prefers the close pair apart.
+    # positive modularity. The silhouette prefers the close pair apart.
     selection = select_n_clusters(np.array([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0]]), criterion=criterion)
     assert selection.n_clusters == expected
     assert selection.ks == [2]

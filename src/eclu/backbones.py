@@ -253,11 +253,11 @@ def load_backbone(
     crop_pct : float, optional
         Share of the resized image kept by the centre crop, from 0.1 to
         1.5, in place of the backbone's own (0.875 for EfficientNet-Lite0).
-        Values above 1 shrink the image below the input size and pad it, as
-        some timm models do (1.15 for ``volo_d4_448``).
         1.0 keeps the whole frame of square images, which suits small
-        images whose object fills the frame, such as CIFAR. It is part of
-        the feature-store key.
+        images whose object fills the frame, such as CIFAR. Values above 1
+        shrink the image below the input size and pad it, as some timm
+        models do (1.15 for ``volo_d4_448``). It is part of the
+        feature-store key.
 
     Returns
     -------
@@ -272,9 +272,7 @@ def load_backbone(
     import timm
     import torch
 
-    if crop_pct is not None and (
-        isinstance(crop_pct, bool) or not isinstance(crop_pct, Real) or not CROP_PCT_RANGE[0] <= crop_pct <= CROP_PCT_RANGE[1]
-    ):
+    if crop_pct is not None and not _valid_crop_pct(crop_pct):
         raise ValueError(
             f"crop_pct must be a number from {CROP_PCT_RANGE[0]} to {CROP_PCT_RANGE[1]}, got {crop_pct!r}; "
             "pass for example 1.0 to keep the whole frame"
@@ -308,6 +306,13 @@ def load_backbone(
         dim = int(model(torch.zeros(1, *size, device=device)).shape[-1])
     logger.info("Loaded backbone %s (%s, %s, %d-d)", spec.name, architecture, weights_id, dim)
     return Backbone(spec, model, dict(data_config), dim, weights_id)
+
+
+def _valid_crop_pct(value) -> bool:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return False
+    low, high = CROP_PCT_RANGE
+    return low <= value <= high
 
 
 def _create_from_hub(spec: BackboneSpec):

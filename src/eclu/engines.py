@@ -51,16 +51,16 @@ QUANTIZATIONS = (None, "int8")
 # Bumped when the exported graph or the calibration set changes, so cached
 # ONNX files of an older export are not reused.
 _EXPORT_VERSION = 2
+_CALIBRATION_IMAGES = 96
+_CALIBRATION_SEED = 0
 
 #: Name of the int8 quantisation scheme, part of the feature-store key of
 #: int8 embeddings, so embeddings of an earlier scheme are never mixed in.
 INT8_SCHEME = "qdq-per-channel-conv-tail-cos0.99"
-_CALIBRATION_IMAGES = 96
 
 #: Mean cosine similarity to float32, on the calibration images, that int8
-#: quantisation must keep; convolutions that would break it stay float32.
+#: quantisation must keep. Convolutions that would break it stay float32.
 INT8_MIN_COSINE = 0.99
-_CALIBRATION_SEED = 0
 
 
 def available_cores() -> int:
@@ -439,34 +439,30 @@ def _quantize_int8(backbone, float_path: Path, out_path: Path) -> None:
         _quantize_nodes(prepared_path, out_path, pixels, convolutions[first:])
         return _mean_cosine(reference, _run_onnx(out_path, pixels))
 
-    # Quantising from ``high`` on changes nothing, so it always passes.
-    low, high = 0, len(convolutions)
-    best = {}
-    cosine = cosine_from(0)
-    if cosine >= INT8_MIN_COSINE:
-        high, best[0] = 0, cosine
-        os.replace(out_path, _candidate_path(out_path, 0))
+    # Bisection invariant: quantising from ``low`` on fails, from ``high`` on
+    # passes. Quantising from len(convolutions) on changes nothing, so it passes.
+    passing_path = out_path.with_name(out_path.name.replace(".int8.", ".int8-passing."))
+    low, high = -1, len(convolutions)
+    cosine = 1.0
     while high - low > 1:
         middle = (low + high) // 2
-        cosine = cosine_from(middle)
-        if cosine >= INT8_MIN_COSINE:
-            high, best[middle] = middle, cosine
-            os.replace(out_path, _candidate_path(out_path, middle))
+        middle_cosine = cosine_from(middle)
+        if middle_cosine >= INT8_MIN_COSINE:
+            high, cosine = middle, middle_cosine
+            os.replace(out_path, passing_path)
         else:
             low = middle
     first = high
-    if first == len(convolutions):
+    if first < len(convolutions):
+        os.replace(passing_path, out_path)
+    else:
         _quantize_nodes(prepared_path, out_path, pixels, [])
-        cosine = 1.0
         logger.warning(
             "No convolution of %s could be quantised to int8 without the calibration images falling below "
             "a mean cosine of %.2f to float32; the int8 model is the float32 model",
             backbone.name,
             INT8_MIN_COSINE,
         )
-    else:
-        cosine = best[first]
-        os.replace(_candidate_path(out_path, first), out_path)
     logger.info(
         "Quantised %d of %d convolutions of %s to int8 (the first %d stay float32); "
         "mean cosine to float32 on the calibration images %.4f",
@@ -495,11 +491,6 @@ def _root_logger_restored():
             if handler not in handlers:
                 root.removeHandler(handler)
         root.setLevel(level)
-
-
-def _candidate_path(out_path: Path, first: int) -> Path:
-    """Return where the model quantised from convolution ``first`` on waits while the bisection runs."""
-    return out_path.with_name(out_path.name.replace(".int8.", f".int8-from-{first}."))
 
 
 def _quantize_nodes(prepared_path: Path, out_path: Path, pixels: np.ndarray, nodes: list) -> None:

@@ -11,7 +11,14 @@ from ..autok import K_CRITERIA
 from ..cluster import ALGORITHMS
 from .._faiss_kmeans import CLUSTER_ENGINES
 from ..conditioning import CONDITIONINGS
-from ._common import add_backbone_options, add_crop_option, add_engine_options, add_logging_options, positive_int, setup_logging
+from ._common import (
+    add_backbone_options,
+    add_crop_option,
+    add_engine_options,
+    add_logging_options,
+    positive_int,
+    setup_logging,
+)
 
 
 def n_clusters_value(text: str):

@@ -29,7 +29,7 @@ def run(args) -> int:
 
     from ..cluster import ImageClusterer
     from ..demo import write_digits_folder
-    from ..evaluate import score_clustering
+    from ..evaluate import labels_from_folders, score_clustering
     from ..pipeline import cluster_folder
     from .evaluate import print_scores
 
@@ -52,7 +52,7 @@ def run(args) -> int:
     # Clustering again reads the run's embeddings and embeds nothing.
     embeddings = np.load(run_dir / "embeddings.npy")
     whitened = ImageClusterer("kmeans", 10, condition="pca-whiten-l2", random_state=0).fit_predict(embeddings)
-    classes = [path.split("/")[0] for path in result.paths]
+    classes = labels_from_folders(result.paths)
     print("The same embeddings, clustered by k-means after PCA whitening (--condition pca-whiten-l2):")
     print_scores(score_clustering(classes, whitened).as_dict())
     return 0
